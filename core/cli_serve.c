@@ -1,0 +1,9 @@
+/* cli_serve: `rapport serve` (being written). */
+#include "cli.h"
+
+int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
+  (void)cli;
+  (void)argc;
+  fprintf(stderr, "rapport %s: not available yet\n", argv[0]);
+  return RP_EXIT_RUNTIME;
+}

@@ -1,0 +1,153 @@
+/* schema: core tables. Table and column names are part of the plugin SQL
+ * contract (plugins granted a permission may read them); see docs/schema.md. */
+#include "schema.h"
+
+#include <stddef.h>
+
+static const char v1_core[] =
+    "CREATE TABLE settings(\n"
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;\n"
+
+    /* Customers. merged_into is set on an absorbed customer: its id keeps
+     * resolving to the survivor. */
+    "CREATE TABLE customers(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  external_id TEXT,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  merged_into INTEGER);\n"
+    "CREATE UNIQUE INDEX customers_external_id ON customers(external_id)\n"
+    "  WHERE external_id IS NOT NULL;\n"
+    "CREATE INDEX customers_merged_into ON customers(merged_into)\n"
+    "  WHERE merged_into IS NOT NULL;\n"
+
+    /* Identities: kind is email, phone, external_id or anonymous_id (or a
+     * custom kind); values are normalised. A value names one customer. */
+    "CREATE TABLE customer_identities(\n"
+    "  kind TEXT NOT NULL,\n"
+    "  value TEXT NOT NULL,\n"
+    "  customer_id INTEGER NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(kind, value)) WITHOUT ROWID;\n"
+    "CREATE INDEX customer_identities_customer ON customer_identities(customer_id);\n"
+
+    /* Typed attributes. value holds text, integer (also boolean 0/1,
+     * timestamp ms, money minor units); currency is set for money only. */
+    "CREATE TABLE customer_attributes(\n"
+    "  customer_id INTEGER NOT NULL,\n"
+    "  name TEXT NOT NULL,\n"
+    "  type TEXT NOT NULL CHECK(type IN ('text','integer','boolean','timestamp','money')),\n"
+    "  value,\n"
+    "  currency TEXT,\n"
+    "  updated_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(customer_id, name)) WITHOUT ROWID;\n"
+
+    /* Consent per channel: the current state, and every change. */
+    "CREATE TABLE customer_consent(\n"
+    "  customer_id INTEGER NOT NULL,\n"
+    "  channel TEXT NOT NULL CHECK(channel IN ('email','sms','push','phone')),\n"
+    "  granted INTEGER NOT NULL CHECK(granted IN (0,1)),\n"
+    "  source TEXT NOT NULL,\n"
+    "  recorded_at INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(customer_id, channel)) WITHOUT ROWID;\n"
+    "CREATE TABLE customer_consent_history(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  customer_id INTEGER NOT NULL,\n"
+    "  channel TEXT NOT NULL,\n"
+    "  granted INTEGER NOT NULL,\n"
+    "  source TEXT NOT NULL,\n"
+    "  recorded_at INTEGER NOT NULL);\n"
+    "CREATE INDEX customer_consent_history_customer\n"
+    "  ON customer_consent_history(customer_id);\n"
+
+    /* Merges: what happened, and enough detail to explain it later. */
+    "CREATE TABLE customer_merges(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  survivor_id INTEGER NOT NULL,\n"
+    "  absorbed_id INTEGER NOT NULL,\n"
+    "  reason TEXT NOT NULL,\n"
+    "  detail TEXT NOT NULL,\n"
+    "  merged_at INTEGER NOT NULL);\n"
+    "CREATE INDEX customer_merges_survivor ON customer_merges(survivor_id);\n"
+
+    /* The event log: append-only, ordered by id. event_id is the client's id;
+     * the same one twice is stored once. */
+    "CREATE TABLE events(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  event_id TEXT,\n"
+    "  customer_id INTEGER NOT NULL,\n"
+    "  type TEXT NOT NULL,\n"
+    "  occurred_at INTEGER NOT NULL,\n"
+    "  received_at INTEGER NOT NULL,\n"
+    "  source TEXT NOT NULL,\n"
+    "  properties TEXT NOT NULL DEFAULT '{}');\n"
+    "CREATE UNIQUE INDEX events_event_id ON events(event_id) WHERE event_id IS NOT NULL;\n"
+    "CREATE INDEX events_customer ON events(customer_id, occurred_at);\n"
+
+    /* Plugins known to this database and their state. */
+    "CREATE TABLE plugins(\n"
+    "  name TEXT PRIMARY KEY,\n"
+    "  path TEXT NOT NULL,\n"
+    "  version TEXT NOT NULL,\n"
+    "  enabled INTEGER NOT NULL DEFAULT 0,\n"
+    "  status TEXT NOT NULL DEFAULT 'disabled'\n"
+    "    CHECK(status IN ('enabled','disabled','suspended','broken')),\n"
+    "  status_reason TEXT,\n"
+    "  failures INTEGER NOT NULL DEFAULT 0,\n"
+    "  errors_total INTEGER NOT NULL DEFAULT 0,\n"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;\n"
+
+    /* Bus: one cursor per plugin (the last event id it has seen), and the
+     * events its handler failed on. */
+    "CREATE TABLE bus_cursors(\n"
+    "  plugin TEXT PRIMARY KEY,\n"
+    "  last_event_id INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;\n"
+    "CREATE TABLE dead_letters(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  plugin TEXT NOT NULL,\n"
+    "  event_id INTEGER NOT NULL,\n"
+    "  handler TEXT NOT NULL,\n"
+    "  error TEXT NOT NULL,\n"
+    "  traceback TEXT,\n"
+    "  attempts INTEGER NOT NULL DEFAULT 1,\n"
+    "  status TEXT NOT NULL DEFAULT 'pending' CHECK(status IN ('pending','retried')),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL);\n"
+    "CREATE INDEX dead_letters_plugin ON dead_letters(plugin, status);\n"
+
+    /* Scheduler: jobs (cron, every, at) with their next due time, and every
+     * run. A one-shot is deleted when it has run; its run stays. */
+    "CREATE TABLE jobs(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  owner TEXT NOT NULL,\n"
+    "  name TEXT,\n"
+    "  kind TEXT NOT NULL CHECK(kind IN ('cron','every','at')),\n"
+    "  spec TEXT NOT NULL,\n"
+    "  target TEXT NOT NULL,\n"
+    "  payload TEXT,\n"
+    "  missed TEXT NOT NULL DEFAULT 'run_once' CHECK(missed IN ('run_once','skip')),\n"
+    "  origin TEXT NOT NULL DEFAULT 'api' CHECK(origin IN ('manifest','api','cli')),\n"
+    "  enabled INTEGER NOT NULL DEFAULT 1,\n"
+    "  next_run_at INTEGER,\n"
+    "  last_run_at INTEGER,\n"
+    "  created_at INTEGER NOT NULL);\n"
+    "CREATE UNIQUE INDEX jobs_owner_name ON jobs(owner, name) WHERE name IS NOT NULL;\n"
+    "CREATE INDEX jobs_due ON jobs(next_run_at) WHERE next_run_at IS NOT NULL AND enabled = 1;\n"
+    "CREATE TABLE job_runs(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  job_id INTEGER NOT NULL,\n"
+    "  owner TEXT NOT NULL,\n"
+    "  name TEXT,\n"
+    "  target TEXT NOT NULL,\n"
+    "  scheduled_for INTEGER NOT NULL,\n"
+    "  started_at INTEGER NOT NULL,\n"
+    "  finished_at INTEGER,\n"
+    "  outcome TEXT NOT NULL CHECK(outcome IN ('running','ok','error','skipped','interrupted')),\n"
+    "  error TEXT);\n"
+    "CREATE INDEX job_runs_job ON job_runs(job_id, id);\n";
+
+const rp_migration rp_core_migrations[] = {
+    {1, "core", v1_core},
+    {0, NULL, NULL},
+};
