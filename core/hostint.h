@@ -35,6 +35,7 @@ struct rp_plugin {
   int failures;        /* consecutive */
   rp_plugin_stmt stmts[RP_PLUGIN_STMTS];
   uint64_t stmt_tick;
+  struct rp_rows *rows_open; /* crm.db.rows iterators still open (api_db.c) */
 };
 
 struct rp_host {
@@ -50,10 +51,27 @@ struct rp_host {
 /* The plugin whose sandbox L belongs to. */
 rp_plugin *rp_plugin_from_lua(lua_State *L);
 
-/* Prepares sql for p (cached, authorized as p). The statement is borrowed
- * and must be reset by the caller. On refusal, err names the table and the
- * missing permission. */
+/* Prepares sql for p (cached, authorized as p). Returns RP_OK with a
+ * borrowed cached statement the caller must reset, or 1 with an uncached
+ * statement the caller must finalize (every cache slot was busy). On
+ * refusal, err names the table and the missing permission. */
 int rp_plugin_prepare(rp_plugin *p, const char *sql, sqlite3_stmt **out, rp_err *err);
+
+/* Steps a statement of p with p's authorizer in force (SQLite may
+ * re-prepare it on a schema change, and must re-check it as p). */
+int rp_plugin_step(rp_plugin *p, sqlite3_stmt *st);
+/* Fills err from the connection's last error, or from p's SQL denial. */
+int rp_plugin_sql_error(rp_plugin *p, const char *what, rp_err *err);
+const rp_principal *rp_plugin_principal(const rp_plugin *p);
+/* Points an operator context at another host (the spec runner gives each
+ * test a fresh database); drops its cached statements. */
+void rp_plugin_set_host(rp_plugin *p, rp_host *h);
+/* Pushes the Lua table handlers receive for ev. May raise (memory). */
+void rp_host_push_event(lua_State *L, const rp_host_event *ev);
+
+/* Finalizes the statements of p's open crm.db.rows iterators (before the
+ * connection goes away). */
+void rp_api_db_close_rows(rp_plugin *p);
 
 /* Resets every statement of p that is still running (after an error unwound
  * through a binding). */

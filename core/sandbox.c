@@ -494,20 +494,44 @@ int rp_sandbox_call(rp_sandbox *sb, int nargs, int nresults, int64_t budget, con
 
 /* ---- tasks --------------------------------------------------------------- */
 
+/* Runs protected: makes the coroutine, moves the function and its arguments
+ * into it and anchors it in the registry (each step may allocate). */
+static int make_task(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_State *co = lua_newthread(L);
+  lua_insert(L, 1);
+  lua_xmove(L, co, n);
+  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX)); /* pops the thread */
+  lua_pushlightuserdata(L, co);
+  return 2;
+}
+
 int rp_task_new(rp_sandbox *sb, int nargs, int64_t budget, const char *what, rp_task **out,
                 rp_err *err) {
   lua_State *L = sb->L;
   *out = NULL;
   rp_task *t = calloc(1, sizeof *t);
-  if (!t || !lua_checkstack(L, 2)) {
-    free(t);
+  if (!t) {
     lua_pop(L, nargs + 1);
     return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
   }
+  lua_pushcfunction(L, make_task); /* never allocates: a light C function */
+  lua_insert(L, -(nargs + 2));
+  activation act = {0};
+  activation *prev = sb->act;
+  sb->act = &act;
+  int st = lua_pcall(L, nargs + 1, 2, 0);
+  sb->act = prev;
+  if (st != LUA_OK) {
+    lua_pop(L, 1);
+    free(t);
+    return rp_err_set(err, RP_ELIMIT, NULL, "plugin '%s' %s: out of memory starting the task",
+                      sb->name, what);
+  }
+  t->ref = (int)lua_tointeger(L, -2);
+  t->co = lua_touserdata(L, -1);
+  lua_pop(L, 2);
   t->sb = sb;
-  t->co = lua_newthread(L); /* stack: fn, args..., co */
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_xmove(L, t->co, nargs + 1);
   t->nargs = nargs;
   t->act.budget = budget;
   t->act.thread = t->co;
@@ -540,9 +564,16 @@ int rp_task_resume(rp_task *t, int64_t slice_ms, rp_task_can_yield_fn can_yield,
     return RP_OK;
   }
   const char *msg = lua_tostring(t->co, -1);
-  luaL_traceback(sb->L, t->co, msg, 0);
-  snprintf(sb->traceback, sizeof sb->traceback, "%s", lua_tostring(sb->L, -1));
-  lua_pop(sb->L, 1);
+  /* Unprotected on the main thread: lift the cap for the few bytes of the
+   * traceback, or a memory error would become a panic. */
+  int64_t cap = sb->mem_cap;
+  sb->mem_cap = 0;
+  if (lua_checkstack(sb->L, 4)) {
+    luaL_traceback(sb->L, t->co, msg, 0);
+    snprintf(sb->traceback, sizeof sb->traceback, "%s", lua_tostring(sb->L, -1));
+    lua_pop(sb->L, 1);
+  }
+  sb->mem_cap = cap;
   return finish_error(sb, t->co, st, &t->act, t->what, err);
 }
 

@@ -242,13 +242,22 @@ static int record_migration(rp_store *s, const char *scope, int version, const c
 /* Runs sql and records (scope, version) in one transaction. */
 static int apply_one(rp_store *s, const char *scope, int version, const char *name,
                      const char *sql, rp_err *err) {
+  /* Only the migration's own SQL runs under the principal (a plugin's
+   * authorizer); the transaction and its record are the store's. */
+  void *principal = rp_store_set_principal(s, NULL);
   int rc = rp_store_tx_begin(s, err);
-  if (rc) return rc;
+  if (rc) {
+    rp_store_set_principal(s, principal);
+    return rc;
+  }
+  rp_store_set_principal(s, principal);
   rc = rp_store_exec(s, sql, err);
+  rp_store_set_principal(s, NULL);
   if (rc == RP_OK) rc = record_migration(s, scope, version, name, err);
   if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
+  if (rc != RP_OK) rp_store_tx_rollback(s);
+  rp_store_set_principal(s, principal);
   if (rc != RP_OK) {
-    rp_store_tx_rollback(s);
     rp_err_prefix(err, "migration %s %03d_%s: ", scope, version, name);
   }
   return rc;
