@@ -6,12 +6,32 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "runtime.h"
 
 int rp_cli_open_store(rp_cli *cli, int flags, rp_store **out) {
   rp_err err;
   rp_err_clear(&err);
   if (rp_store_open(cli->db_path, flags, out, &err) != RP_OK) return rp_cli_fail(cli, &err);
   return RP_EXIT_OK;
+}
+
+int rp_cli_open_runtime(rp_cli *cli, rp_store **store, struct rp_runtime **rt) {
+  *rt = NULL;
+  int code = rp_cli_open_store(cli, RP_STORE_CREATE, store);
+  if (code) return code;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_runtime_new(*store, cli->cfg, rt, &err) != RP_OK) {
+    rp_store_close(*store);
+    *store = NULL;
+    return rp_cli_fail(cli, &err);
+  }
+  return RP_EXIT_OK;
+}
+
+void rp_cli_close_runtime(rp_store *store, struct rp_runtime *rt) {
+  rp_runtime_free(rt);
+  rp_store_close(store);
 }
 
 int rp_cli_fail(const rp_cli *cli, const rp_err *err) {

@@ -38,6 +38,13 @@ int rp_cli_open_store(rp_cli *cli, int flags, rp_store **out);
  * user's arguments when usage is set. */
 int rp_cli_fail(const rp_cli *cli, const rp_err *err);
 
+struct rp_runtime;
+/* Opens the store (creating it) and a runtime with every enabled plugin
+ * loaded. On failure prints the error and returns RP_EXIT_RUNTIME with both
+ * outputs NULL. Close with rp_cli_close_runtime. */
+int rp_cli_open_runtime(rp_cli *cli, rp_store **store, struct rp_runtime **rt);
+void rp_cli_close_runtime(rp_store *store, struct rp_runtime *rt);
+
 /* Prints a usage error ("rapport CMD: ...; see rapport CMD --help") and
  * returns RP_EXIT_USAGE. */
 int rp_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,291 @@
+/* spec: the plugin spec runner's C side: scratch databases and the `test`
+ * primitives. */
+#include "spec.h"
+
+#include <dirent.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "api.h"
+#include "assets.h"
+#include "bus.h"
+#include "clock.h"
+#include "hostint.h"
+#include "luajson.h"
+#include "sched.h"
+
+/* Every spec starts at this instant (UTC), so dates in specs are stable. */
+#define SPEC_START_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
+
+typedef struct spec_env {
+  const rp_config *cfg;
+  const char *dir;
+  FILE *out;
+  uv_loop_t loop;
+  rp_store *store;
+  rp_host *host;
+  rp_sched *sched;
+  rp_plugin *op; /* the spec's own operator context */
+  char plugin[64];
+} spec_env;
+
+static spec_env *env_of(lua_State *L) {
+  return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static void scratch_close(spec_env *e) {
+  if (e->sched) rp_sched_free(e->sched);
+  e->sched = NULL;
+  uv_run(&e->loop, UV_RUN_NOWAIT); /* let the scheduler's handles close */
+  rp_host_free(e->host);
+  e->host = NULL;
+  rp_store_close(e->store);
+  e->store = NULL;
+}
+
+static int scratch_open(spec_env *e, rp_err *err) {
+  scratch_close(e);
+  rp_clock_set_fake(SPEC_START_MS);
+  int rc = rp_store_open(":memory:", RP_STORE_CREATE, &e->store, err);
+  if (rc == RP_OK) rc = rp_host_new(e->store, e->cfg, &e->host, err);
+  if (rc == RP_OK) rc = rp_sched_new(&e->loop, e->store, e->cfg, &e->sched, err);
+  if (rc == RP_OK) {
+    rp_host_set_sched(e->host, e->sched);
+    rp_sched_set_runner(e->sched, rp_host_job_runner(e->host));
+    rc = rp_host_enable(e->host, e->dir, err);
+  }
+  if (rc == RP_OK) rc = rp_sched_start(e->sched, err);
+  return rc;
+}
+
+/* test.reset(): a fresh database with the plugin enabled; clock at START. */
+static int t_reset(lua_State *L) {
+  spec_env *e = env_of(L);
+  rp_err err;
+  rp_err_clear(&err);
+  /* The spec's context must let go of the old connection first. */
+  rp_plugin_set_host(e->op, NULL);
+  int rc = scratch_open(e, &err);
+  rp_plugin_set_host(e->op, e->host);
+  if (rc) return luaL_error(L, "test.reset: %s", err.msg);
+  return 0;
+}
+
+static void drain(lua_State *L, spec_env *e) {
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_bus_drain(e->host, 1000, NULL, &err)) luaL_error(L, "test.dispatch: %s", err.msg);
+}
+
+/* test.dispatch(): delivers every pending event to the plugin. */
+static int t_dispatch(lua_State *L) {
+  drain(L, env_of(L));
+  return 0;
+}
+
+/* test.advance(duration): moves the clock, fires what became due, runs the
+ * jobs to completion, dispatches. */
+static int t_advance(lua_State *L) {
+  spec_env *e = env_of(L);
+  int64_t ms;
+  if (lua_isinteger(L, 1)) ms = lua_tointeger(L, 1);
+  else if (rp_clock_parse_duration(luaL_checkstring(L, 1), &ms) != 0)
+    return luaL_error(L, "test.advance: not a duration: %s", lua_tostring(L, 1));
+  rp_clock_advance(ms);
+  rp_err err;
+  rp_err_clear(&err);
+  int64_t fired = 0;
+  if (rp_sched_run_due(e->sched, rp_clock_now_ms(), &fired, &err))
+    return luaL_error(L, "test.advance: %s", err.msg);
+  while (rp_sched_pending(e->sched) > 0) rp_sched_step(e->sched);
+  drain(L, e);
+  lua_pushinteger(L, fired);
+  return 1;
+}
+
+/* test.run_job(name) -> outcome, error: runs the plugin's job now. */
+static int t_run_job(lua_State *L) {
+  spec_env *e = env_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  sqlite3_stmt *st;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_store_prepare(e->store, "SELECT id FROM jobs WHERE owner = ?1 AND name = ?2", &st, &err))
+    return luaL_error(L, "test.run_job: %s", err.msg);
+  sqlite3_bind_text(st, 1, e->plugin, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+  int64_t id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  rp_store_done(st);
+  if (!id) return luaL_error(L, "test.run_job: plugin '%s' has no job '%s'", e->plugin, name);
+  int64_t run_id = 0;
+  int rc = rp_sched_run_now(e->sched, id, 1, &run_id, &err);
+  drain(L, e);
+  lua_pushstring(L, rc == RP_OK ? "ok" : "error");
+  if (rc) lua_pushstring(L, err.msg);
+  else lua_pushnil(L);
+  return 2;
+}
+
+/* test.dead_letters() -> array of dead letters (pending), oldest first */
+static int t_dead_letters(lua_State *L) {
+  spec_env *e = env_of(L);
+  cJSON *arr;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_dlq_list(e->store, e->plugin, 0, 100000, &arr, &err))
+    return luaL_error(L, "test.dead_letters: %s", err.msg);
+  cJSON *rev = cJSON_CreateArray();
+  while (cJSON_GetArraySize(arr) > 0)
+    cJSON_AddItemToArray(rev, cJSON_DetachItemFromArray(arr, cJSON_GetArraySize(arr) - 1));
+  cJSON_Delete(arr);
+  rp_api_push_json_owned(L, rev);
+  return 1;
+}
+
+/* test.profile(customer_id) -> what the plugin's profile hook returns */
+static int t_profile(lua_State *L) {
+  spec_env *e = env_of(L);
+  int64_t id = luaL_checkinteger(L, 1);
+  rp_plugin *p = rp_host_plugin(e->host, e->plugin);
+  cJSON *out = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  if (!p) return luaL_error(L, "test.profile: plugin '%s' is not loaded", e->plugin);
+  if (rp_plugin_profile(p, id, &out, &err)) return luaL_error(L, "test.profile: %s", err.msg);
+  if (!out) return 0;
+  rp_api_push_json_owned(L, out);
+  return 1;
+}
+
+static int t_write(lua_State *L) {
+  spec_env *e = env_of(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  fwrite(s, 1, len, e->out);
+  fflush(e->out);
+  return 0;
+}
+
+static int t_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 2);
+  return 1;
+}
+
+static int push_test(lua_State *L) {
+  spec_env *e = lua_touserdata(L, 1);
+  static const luaL_Reg fns[] = {{"reset", t_reset},
+                                 {"dispatch", t_dispatch},
+                                 {"advance", t_advance},
+                                 {"run_job", t_run_job},
+                                 {"dead_letters", t_dead_letters},
+                                 {"profile", t_profile},
+                                 {"write", t_write},
+                                 {"traceback", t_traceback},
+                                 {NULL, NULL}};
+  lua_createtable(L, 0, 10);
+  lua_pushlightuserdata(L, e);
+  luaL_setfuncs(L, fns, 1);
+  lua_pushstring(L, e->plugin);
+  lua_setfield(L, -2, "plugin");
+  lua_pushinteger(L, SPEC_START_MS);
+  lua_setfield(L, -2, "START");
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "test");
+  return 1;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rp_spec_run(const rp_config *cfg, const char *dir, FILE *out, int *passed, int *failed,
+                rp_err *err) {
+  *passed = *failed = 0;
+  spec_env e;
+  memset(&e, 0, sizeof e);
+  e.cfg = cfg;
+  e.dir = dir;
+  e.out = out;
+  int rc = uv_loop_init(&e.loop);
+  if (rc) return rp_err_set(err, RP_EIO, NULL, "libuv: %s", uv_strerror(rc));
+  rp_manifest *m = NULL;
+  if ((rc = rp_manifest_load(dir, &m, err))) goto done;
+  snprintf(e.plugin, sizeof e.plugin, "%s", m->name);
+  rp_manifest_free(m);
+
+  char specdir[PATH_MAX];
+  snprintf(specdir, sizeof specdir, "%s/spec", dir);
+  if ((rc = scratch_open(&e, err))) goto done;
+  if ((rc = rp_host_operator(e.host, specdir, &e.op, err))) goto done;
+  rp_sandbox *sb = rp_plugin_sandbox(e.op);
+  lua_State *L = rp_sandbox_lua(sb);
+
+  const rp_asset *a = rp_asset_find("spec.lua");
+  if (!a) {
+    rc = rp_err_set(err, RP_EIO, NULL, "spec runner asset missing from this build");
+    goto done;
+  }
+  if ((rc = rp_sandbox_load(sb, a->text, a->len, "=spec.lua", err))) goto done;
+  lua_pushcfunction(L, push_test);
+  lua_pushlightuserdata(L, &e);
+  if ((rc = rp_sandbox_call(sb, 1, 1, 0, "spec runner", err))) {
+    lua_pop(L, 1);
+    goto done;
+  }
+  if ((rc = rp_sandbox_call(sb, 1, 1, 0, "spec runner", err))) goto done;
+  int runner = lua_gettop(L); /* the runner table */
+
+  DIR *d = opendir(specdir);
+  if (!d) {
+    rc = rp_err_set(err, RP_ENOTFOUND, specdir, "%s: no spec folder", specdir);
+    goto done;
+  }
+  char **files = NULL;
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t len = strlen(de->d_name);
+    if (len < 9 || strcmp(de->d_name + len - 9, "_spec.lua") != 0) continue;
+    char **grown = realloc(files, (n + 1) * sizeof *files);
+    if (!grown) break;
+    files = grown;
+    files[n++] = strdup(de->d_name);
+  }
+  closedir(d);
+  if (n) qsort(files, n, sizeof *files, cmp_str);
+  for (size_t i = 0; rc == RP_OK && i < n; i++) {
+    char path[PATH_MAX + 256], chunk[300];
+    snprintf(path, sizeof path, "%s/%s", specdir, files[i]);
+    snprintf(chunk, sizeof chunk, "@spec/%s", files[i]);
+    lua_getfield(L, runner, "load");
+    if ((rc = rp_sandbox_load_file(sb, path, chunk, err))) {
+      lua_pop(L, 1);
+      break;
+    }
+    lua_pushstring(L, files[i]);
+    rc = rp_sandbox_call(sb, 2, 0, cfg->job_instructions, files[i], err);
+  }
+  for (size_t i = 0; i < n; i++) free(files[i]);
+  free(files);
+  if (rc == RP_OK && n == 0)
+    rc = rp_err_set(err, RP_ENOTFOUND, specdir, "%s: no *_spec.lua files", specdir);
+  if (rc == RP_OK) {
+    lua_getfield(L, runner, "run");
+    if ((rc = rp_sandbox_call(sb, 0, 3, 0, "spec runner", err)) == RP_OK) {
+      *passed = (int)lua_tointeger(L, -3);
+      *failed = (int)lua_tointeger(L, -2);
+      lua_pop(L, 3);
+    }
+  }
+  lua_settop(L, runner - 1);
+done:
+  if (e.op) rp_plugin_free_operator(e.op);
+  scratch_close(&e);
+  while (uv_loop_close(&e.loop) == UV_EBUSY) uv_run(&e.loop, UV_RUN_NOWAIT);
+  rp_clock_clear_fake();
+  return rc;
+}
