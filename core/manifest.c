@@ -266,10 +266,14 @@ static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *er
                           job->handler);
       int kinds = 0;
       const char *kind_names[] = {"cron", "every", "at"};
+      for (int k = 0; k < 3; k++)
+        if (cJSON_GetObjectItemCaseSensitive(j, kind_names[k])) kinds++;
+      if (kinds != 1)
+        return rp_err_set(err, RP_EINVAL, "jobs",
+                          "%s: %s: give exactly one of \"cron\", \"every\" or \"at\"", file, path);
       for (int k = 0; k < 3; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, kind_names[k]);
         if (!v) continue;
-        kinds++;
         if (!cJSON_IsString(v))
           return rp_err_set(err, RP_EINVAL, kind_names[k], "%s: %s%s: must be a string", file,
                             path, kind_names[k]);
@@ -294,9 +298,6 @@ static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *er
           job->spec = strdup(spec);
         }
       }
-      if (kinds != 1)
-        return rp_err_set(err, RP_EINVAL, "jobs",
-                          "%s: %s: give exactly one of \"cron\", \"every\" or \"at\"", file, path);
       const cJSON *missed = cJSON_GetObjectItemCaseSensitive(j, "missed");
       const char *mv = "run_once";
       if (missed) {
