@@ -330,7 +330,11 @@ int rp_store_migrate_dir(rp_store *s, const char *scope, const char *dir, int *a
                          rp_err *err) {
   if (applied) *applied = 0;
   int have, rc;
-  if ((rc = rp_store_schema_version(s, scope, &have, err))) return rc;
+  /* The bookkeeping is the store's, not the principal's. */
+  void *principal = rp_store_set_principal(s, NULL);
+  rc = rp_store_schema_version(s, scope, &have, err);
+  rp_store_set_principal(s, principal);
+  if (rc) return rc;
   mig_file *files = NULL;
   size_t n = 0, cap = 0;
   DIR *d = opendir(dir);

@@ -1,0 +1,90 @@
+# lib.sh: what the CLI test scripts share. Sourced, never run on its own:
+#
+#   . "$(dirname "$0")/lib.sh" "$@"
+#
+# It takes the rapport binary as the script's first argument ($RAPPORT),
+# makes a fresh temporary folder ($TMP) that is removed when the script
+# exits, points RAPPORT_DB at a database inside it, and finds the test data
+# ($DATA: $RP_TEST_DATA, or tests/data beside this file). A failed assertion
+# prints what was expected and what came instead, then ends the script with
+# status 1.
+
+set -u
+
+RAPPORT=${1:?usage: bash SCRIPT PATH_TO_RAPPORT}
+case $RAPPORT in /*) ;; *) RAPPORT=$PWD/$RAPPORT ;; esac
+[ -x "$RAPPORT" ] || { echo "FAIL: $RAPPORT is not an executable" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rapport-cli.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+export RAPPORT_DB=$TMP/rapport.db
+unset RAPPORT_CONFIG
+DATA=${RP_TEST_DATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../data" && pwd)}
+
+# Output of the last assert_exit (or run): stdout and stderr, as text.
+OUT=
+ERR=
+
+fail() {
+  echo "FAIL: $*" >&2
+  [ -n "$OUT" ] && printf -- '--- stdout:\n%s\n' "$OUT" >&2
+  [ -n "$ERR" ] && printf -- '--- stderr:\n%s\n' "$ERR" >&2
+  exit 1
+}
+
+# assert_eq ACTUAL EXPECTED [WHAT]
+assert_eq() {
+  [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"
+}
+
+# assert_contains TEXT NEEDLE [WHAT]
+assert_contains() {
+  case $1 in
+    *"$2"*) ;;
+    *) fail "${3:-text} does not contain '$2': $1" ;;
+  esac
+}
+
+# assert_not_contains TEXT NEEDLE [WHAT]
+assert_not_contains() {
+  case $1 in
+    *"$2"*) fail "${3:-text} contains '$2': $1" ;;
+  esac
+}
+
+# run CMD...: runs CMD, keeping its stdout in $OUT, its stderr in $ERR and
+# its exit status in $STATUS; never fails by itself.
+run() {
+  STATUS=0
+  "$@" >"$TMP/.out" 2>"$TMP/.err" || STATUS=$?
+  OUT=$(cat "$TMP/.out")
+  ERR=$(cat "$TMP/.err")
+}
+
+# assert_exit CODE CMD...: runs CMD (as run does) and fails unless it exits
+# with CODE.
+assert_exit() {
+  local want=$1
+  shift
+  run "$@"
+  [ "$STATUS" = "$want" ] || fail "exit status $STATUS, expected $want: $*"
+}
+
+# json_get JSON PATH: prints the value at PATH (keys and indexes separated by
+# dots, e.g. "first_rejects.0.line") of the JSON text; null prints "null".
+json_get() {
+  python3 -c '
+import json, sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print("null" if v is None else json.dumps(v) if isinstance(v, (dict, list, bool)) else v)
+' "$1" "$2" || fail "cannot read $2 from: $1"
+}
+
+# sql QUERY: runs QUERY on $RAPPORT_DB with the sqlite3 shell, printing the
+# rows ("|" between columns).
+sql() {
+  command -v sqlite3 >/dev/null || fail "the sqlite3 shell is not installed"
+  sqlite3 -batch "$RAPPORT_DB" "$1"
+}
