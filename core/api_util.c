@@ -68,7 +68,17 @@ static int json_decode(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 1);
+  /* cJSON's own "null terminated" check looks one byte past the length it
+   * is given, so parse the exact length and check what trails by hand. */
+  cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  if (j && end) {
+    while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+      end++;
+    if (end != text + len) {
+      cJSON_Delete(j);
+      j = NULL;
+    }
+  }
   if (!j) {
     size_t at = end && end >= text ? (size_t)(end - text) : 0;
     luaL_pushfail(L);

@@ -132,8 +132,11 @@ int rp_authz_sql(void *principal, int action, const char *a1, const char *a2,
   case SQLITE_DROP_INDEX:
   case SQLITE_CREATE_TRIGGER:
   case SQLITE_DROP_TRIGGER:
-    /* a1 is the index or trigger, a2 its table: both must be the plugin's. */
-    if (!owns(p, a1))
+    /* a1 is the index or trigger, a2 its table: both must be the plugin's.
+     * SQLite names the indexes behind UNIQUE and PRIMARY KEY constraints
+     * itself (sqlite_autoindex_<table>_N); the table check covers those. */
+    if (!owns(p, a1) && !(action == SQLITE_CREATE_INDEX && a1 &&
+                          strncmp(a1, "sqlite_autoindex_", 17) == 0))
       return deny(p, "plugin '%s': index or trigger '%s' must be prefixed with the plugin "
                   "name%s", a1, "");
     return write_table(p, a2, "indexing or triggering on");

@@ -113,9 +113,9 @@ static void hook_normal(lua_State *L) { lua_sethook(L, sb_hook, LUA_MASKCOUNT, H
 
 static int sb_print(lua_State *L) {
   rp_sandbox *sb = rp_sandbox_from_lua(L);
+  int n = lua_gettop(L); /* before luaL_buffinit, which may push a placeholder */
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  int n = lua_gettop(L);
   for (int i = 1; i <= n; i++) {
     if (i > 1) luaL_addchar(&b, '\t');
     luaL_tolstring(L, i, NULL);

@@ -10,8 +10,8 @@
 #include "test.h"
 
 #define T0 1767225600000LL /* 2026-01-01T00:00:00Z */
-#define MIN 60000LL
-#define HOUR (60 * MIN)
+#define MINUTE 60000LL
+#define HOUR (60 * MINUTE)
 
 typedef struct runner_state {
   rp_store *store;
@@ -187,7 +187,7 @@ static void test_redefinition_keeps_id_and_due_time(void) {
   ASSERT_STR_EQ(qs(&f, "SELECT target FROM jobs", buf, sizeof buf), "b");
   /* New schedule: recomputed from now. */
   ASSERT_EQ(add(&f, "nightly", "cron", "30 1 * * *", "b", NULL), id);
-  ASSERT_EQ(q(&f, "SELECT next_run_at FROM jobs"), T0 + HOUR + 30 * MIN);
+  ASSERT_EQ(q(&f, "SELECT next_run_at FROM jobs"), T0 + HOUR + 30 * MINUTE);
   ASSERT_EQ(q(&f, "SELECT count(*) FROM jobs"), 1);
   fx_close(&f);
 }
@@ -197,15 +197,15 @@ static void test_one_shot_fires_once_then_is_gone(void) {
   fx_open(&f);
   add(&f, NULL, "at", "2026-01-01T00:10:00Z", "remind", NULL);
   ASSERT_EQ(run_due(&f), 0);
-  rp_clock_advance(9 * MIN);
+  rp_clock_advance(9 * MINUTE);
   ASSERT_EQ(run_due(&f), 0);
-  rp_clock_advance(MIN);
+  rp_clock_advance(MINUTE);
   ASSERT_EQ(run_due(&f), 1);
   ASSERT_EQ(f.rs.started, 1);
   ASSERT_EQ(q(&f, "SELECT count(*) FROM jobs"), 0);
   char buf[32];
   ASSERT_STR_EQ(qs(&f, "SELECT outcome FROM job_runs", buf, sizeof buf), "ok");
-  ASSERT_EQ(q(&f, "SELECT scheduled_for FROM job_runs"), T0 + 10 * MIN);
+  ASSERT_EQ(q(&f, "SELECT scheduled_for FROM job_runs"), T0 + 10 * MINUTE);
   ASSERT_EQ(q(&f, "SELECT count(*) FROM effects WHERE what = 'remind'"), 1);
   rp_clock_advance(HOUR);
   ASSERT_EQ(run_due(&f), 0);
@@ -220,11 +220,11 @@ static void test_interval_keeps_its_phase_and_runs_missed_once(void) {
   ASSERT_EQ(q(&f, "SELECT next_run_at FROM jobs"), T0 + HOUR);
   /* Three and a half hours of downtime: run_once runs it once, not three
    * times, and the next run stays on the hour. */
-  rp_clock_advance(3 * HOUR + 30 * MIN);
+  rp_clock_advance(3 * HOUR + 30 * MINUTE);
   ASSERT_EQ(run_due(&f), 1);
   ASSERT_EQ(f.rs.started, 1);
   ASSERT_EQ(q(&f, "SELECT next_run_at FROM jobs"), T0 + 4 * HOUR);
-  ASSERT_EQ(q(&f, "SELECT last_run_at FROM jobs"), T0 + 3 * HOUR + 30 * MIN);
+  ASSERT_EQ(q(&f, "SELECT last_run_at FROM jobs"), T0 + 3 * HOUR + 30 * MINUTE);
   fx_close(&f);
 }
 
@@ -251,7 +251,7 @@ static void test_a_failing_run_is_rolled_back_and_recorded(void) {
   fx_open(&f);
   add(&f, "tick", "every", "1m", "bad", NULL);
   f.rs.fail = 1;
-  rp_clock_advance(MIN);
+  rp_clock_advance(MINUTE);
   ASSERT_EQ(run_due(&f), 1);
   ASSERT_EQ(q(&f, "SELECT count(*) FROM effects"), 0);
   char buf[128];
@@ -259,7 +259,7 @@ static void test_a_failing_run_is_rolled_back_and_recorded(void) {
   ASSERT_STR_EQ(qs(&f, "SELECT error FROM job_runs", buf, sizeof buf), "boom in bad");
   ASSERT_EQ(q(&f, "SELECT count(*) FROM job_runs"), 1);
   /* The job still moved on. */
-  ASSERT_EQ(q(&f, "SELECT next_run_at FROM jobs"), T0 + 2 * MIN);
+  ASSERT_EQ(q(&f, "SELECT next_run_at FROM jobs"), T0 + 2 * MINUTE);
   fx_close(&f);
 }
 
@@ -336,7 +336,7 @@ static void test_due_jobs_fire_in_batches(void) {
   ASSERT_EQ(rp_store_tx_begin(f.store, &err), RP_OK);
   for (int i = 0; i < 1234; i++) {
     char at[32];
-    snprintf(at, sizeof at, "%lld", (long long)(T0 + MIN + i));
+    snprintf(at, sizeof at, "%lld", (long long)(T0 + MINUTE + i));
     add(&f, NULL, "at", at, "many", NULL);
   }
   ASSERT_EQ(rp_store_tx_commit(f.store, &err), RP_OK);
@@ -396,7 +396,7 @@ static void test_disabled_owners_do_not_fire(void) {
   rp_err err;
   rp_err_clear(&err);
   ASSERT_EQ(rp_sched_set_owner_enabled(f.store, "p", 0, &err), RP_OK);
-  rp_clock_advance(5 * MIN);
+  rp_clock_advance(5 * MINUTE);
   ASSERT_EQ(run_due(&f), 0);
   ASSERT_EQ(rp_sched_set_owner_enabled(f.store, "p", 1, &err), RP_OK);
   ASSERT_EQ(run_due(&f), 1);
