@@ -7,19 +7,9 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fault.h"
 #include "hostint.h"
 #include "log.h"
-
-/* Crash-test hook: RAPPORT_FAULT=bus.before_commit makes the process die
- * after the handlers ran and the cursor moved, before COMMIT, the instant
- * the exactly-once guarantee is about. Tests only. */
-static void fault_point(const char *name) {
-  const char *f = getenv("RAPPORT_FAULT");
-  if (f && strcmp(f, name) == 0) {
-    fprintf(stderr, "rapport: fault injected at %s\n", name);
-    _exit(70);
-  }
-}
 
 typedef struct bus_event {
   rp_host_event ev;
@@ -252,7 +242,9 @@ int rp_bus_pump_plugin(rp_host *h, rp_plugin *p, int64_t *processed, rp_err *err
     }
   }
   if (rc == RP_OK) {
-    fault_point("bus.before_commit");
+    /* The instant the exactly-once guarantee is about: handlers ran and the
+     * cursor moved, nothing is committed yet. */
+    rp_fault_point("bus.before_commit");
     rc = rp_store_tx_commit(s, err);
   }
   if (rc) {

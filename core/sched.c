@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "cron.h"
+#include "fault.h"
 #include "log.h"
 
 /* Jobs fired per transaction. Bounded so that a backlog of a million
@@ -481,6 +482,7 @@ int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
       rp_store_tx_rollback(s->store);
       return rc;
     }
+    rp_fault_point("sched.before_commit");
     if ((rc = rp_store_tx_commit(s->store, err))) return rc;
     if (count < FIRE_BATCH) break;
   }
