@@ -34,8 +34,8 @@ typedef int (*rp_cli_cmd)(rp_cli *cli, int argc, char **argv);
 int rp_cli_open_store(rp_cli *cli, int flags, rp_store **out);
 
 /* Prints "rapport: <msg>" (or {"error": {...}} with --json) to stderr and
- * returns RP_EXIT_RUNTIME, or RP_EXIT_USAGE for RP_EINVAL raised by the
- * user's arguments when usage is set. */
+ * returns RP_EXIT_RUNTIME. Commands that validate their arguments through a
+ * core call return RP_EXIT_USAGE themselves when that call says RP_EINVAL. */
 int rp_cli_fail(const rp_cli *cli, const rp_err *err);
 
 struct rp_runtime;

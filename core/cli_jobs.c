@@ -4,12 +4,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "host.h"
 #include "clock.h"
 #include "runtime.h"
 #include "sched.h"
 
 static const char help[] =
-    "usage: rapport jobs list [--owner NAME]\n"
+    "usage: rapport jobs list [--owner NAME] [--one-shots [-n N]]\n"
     "       rapport jobs add --name NAME (--cron EXPR | --every DURATION | --at TIME)\n"
     "                        (--plugin NAME --job FUNCTION | --script FILE.lua)\n"
     "                        [--payload JSON] [--missed run_once|skip]\n"
@@ -26,6 +27,8 @@ static const char help[] =
     "  --plugin/--job   run FUNCTION of the plugin's jobs table\n"
     "  --script FILE    run an operator script (with the operator's permissions)\n"
     "  --missed POLICY  after downtime: run once (default) or skip missed runs\n"
+    "`list` shows recurring jobs (cron, every) and counts pending one-shots;\n"
+    "--one-shots lists the N one-shots due soonest instead (default 50).\n"
     "`run` runs a job now (its schedule is unchanged) and waits for the outcome.\n"
     "`history` lists recorded runs: start, end, outcome, error.\n";
 
@@ -75,9 +78,17 @@ static int resolve(rp_store *s, const char *ref, int64_t *id, rp_err *err) {
 
 static int list(rp_cli *cli, int argc, char **argv) {
   const char *owner = NULL;
+  int one_shots = 0;
+  long limit = 50;
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--owner") == 0 && i + 1 < argc) owner = argv[++i];
-    else return rp_cli_usage("jobs", "unknown argument '%s'", argv[i]);
+    else if (strcmp(argv[i], "--one-shots") == 0) one_shots = 1;
+    else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+      char *end;
+      limit = strtol(argv[++i], &end, 10);
+      if (*end || limit < 1 || limit > 1000000)
+        return rp_cli_usage("jobs", "-n needs a number from 1 to 1000000, not '%s'", argv[i]);
+    } else return rp_cli_usage("jobs", "unknown argument '%s'", argv[i]);
   }
   rp_store *s;
   int code = rp_cli_open_store(cli, RP_STORE_CREATE, &s);
@@ -88,11 +99,17 @@ static int list(rp_cli *cli, int argc, char **argv) {
   if (rp_store_prepare(s,
                        "SELECT id, owner, name, kind, spec, target, next_run_at, last_run_at, "
                        "enabled, missed, origin FROM jobs WHERE (?1 IS NULL OR owner = ?1) "
-                       "AND name IS NOT NULL ORDER BY owner, name", &st, &err)) {
+                       "AND kind <> 'at' ORDER BY owner, name", &st, &err) ||
+      (one_shots &&
+       rp_store_prepare(s,
+                        "SELECT id, owner, name, kind, spec, target, next_run_at, last_run_at, "
+                        "enabled, missed, origin FROM jobs WHERE (?1 IS NULL OR owner = ?1) "
+                        "AND kind = 'at' ORDER BY next_run_at, id LIMIT ?2", &st, &err))) {
     rp_store_close(s);
     return rp_cli_fail(cli, &err);
   }
   if (owner) sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+  if (one_shots) sqlite3_bind_int64(st, 2, limit);
   cJSON *arr = cJSON_CreateArray();
   if (!cli->json)
     printf("%-5s %-22s %-6s %-16s %-20s %-24s %s\n", "ID", "OWNER/NAME", "KIND", "SPEC", "TARGET",
@@ -101,12 +118,16 @@ static int list(rp_cli *cli, int argc, char **argv) {
     char next[40], last[40], full[160];
     fmt_time(st, 6, next, sizeof next);
     fmt_time(st, 7, last, sizeof last);
-    snprintf(full, sizeof full, "%s/%s", col_text(st, 1), col_text(st, 2));
+    if (sqlite3_column_type(st, 2) == SQLITE_NULL)
+      snprintf(full, sizeof full, "%s/-", col_text(st, 1));
+    else
+      snprintf(full, sizeof full, "%s/%s", col_text(st, 1), col_text(st, 2));
     if (cli->json) {
       cJSON *o = cJSON_CreateObject();
       cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
       cJSON_AddStringToObject(o, "owner", col_text(st, 1));
-      cJSON_AddStringToObject(o, "name", col_text(st, 2));
+      if (sqlite3_column_type(st, 2) == SQLITE_NULL) cJSON_AddNullToObject(o, "name");
+      else cJSON_AddStringToObject(o, "name", col_text(st, 2));
       cJSON_AddStringToObject(o, "kind", col_text(st, 3));
       cJSON_AddStringToObject(o, "spec", col_text(st, 4));
       cJSON_AddStringToObject(o, "target", col_text(st, 5));
@@ -125,9 +146,9 @@ static int list(rp_cli *cli, int argc, char **argv) {
     }
   }
   rp_store_done(st);
-  /* One-shots are many and anonymous: count them. */
+  /* One-shots can be millions (one per customer in a journey): count them. */
   int64_t oneshots = 0;
-  if (rp_store_prepare(s, "SELECT count(*) FROM jobs WHERE name IS NULL AND (?1 IS NULL OR "
+  if (rp_store_prepare(s, "SELECT count(*) FROM jobs WHERE kind = 'at' AND (?1 IS NULL OR "
                           "owner = ?1)", &st, &err) == RP_OK) {
     if (owner) sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) oneshots = sqlite3_column_int64(st, 0);
@@ -141,7 +162,8 @@ static int list(rp_cli *cli, int argc, char **argv) {
     cJSON_Delete(root);
   } else {
     cJSON_Delete(arr);
-    printf("%lld anonymous one-shot(s) pending\n", (long long)oneshots);
+    printf("%lld one-shot(s) pending%s\n", (long long)oneshots,
+           one_shots || oneshots == 0 ? "" : " (`rapport jobs list --one-shots` lists them)");
   }
   rp_store_close(s);
   return RP_EXIT_OK;
@@ -178,19 +200,39 @@ static int add(rp_cli *cli, int argc, char **argv) {
     js.owner = plugin;
     js.target = job;
   }
+  /* Load the plugins, so that a typo in --plugin or --job fails now and
+   * not at 3 a.m. when the job fires. */
   rp_store *s;
-  int code = rp_cli_open_store(cli, RP_STORE_CREATE, &s);
+  rp_runtime *rt;
+  int code = rp_cli_open_runtime(cli, &s, &rt);
   if (code) return code;
+  if (plugin) {
+    rp_plugin *p = rp_host_plugin(rp_runtime_host(rt), plugin);
+    if (!p || !rp_plugin_manifest(p)) {
+      rp_cli_close_runtime(s, rt);
+      return rp_cli_usage("jobs", "no enabled plugin '%s'", plugin);
+    }
+    if (!rp_plugin_has_function(p, "jobs", job)) {
+      rp_cli_close_runtime(s, rt);
+      return rp_cli_usage("jobs", "plugin '%s' has no function jobs.%s in its init.lua", plugin,
+                          job);
+    }
+  }
   rp_err err;
   rp_err_clear(&err);
   int64_t id;
   if (rp_sched_add(s, cli->cfg, &js, &id, &err)) {
-    rp_store_close(s);
+    rp_cli_close_runtime(s, rt);
+    /* A bad schedule, payload or policy is a usage error, like a bad option. */
+    if (err.code == RP_EINVAL) {
+      rp_cli_fail(cli, &err);
+      return RP_EXIT_USAGE;
+    }
     return rp_cli_fail(cli, &err);
   }
   if (cli->json) printf("{\"id\": %lld}\n", (long long)id);
   else printf("job %lld added\n", (long long)id);
-  rp_store_close(s);
+  rp_cli_close_runtime(s, rt);
   return RP_EXIT_OK;
 }
 

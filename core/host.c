@@ -784,6 +784,17 @@ void rp_plugin_record_success(rp_plugin *p) {
 
 /* ---- delivery --------------------------------------------------------------------- */
 
+int rp_plugin_has_function(rp_plugin *p, const char *table, const char *name) {
+  if (!p || p->module_ref == LUA_NOREF) return 0;
+  lua_State *L = rp_sandbox_lua(p->sb);
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->module_ref);
+  int ok = lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, table) == LUA_TTABLE &&
+           lua_getfield(L, -1, name) == LUA_TFUNCTION;
+  lua_settop(L, top);
+  return ok;
+}
+
 /* Pushes module[field][name] (a function) or raises. */
 static void push_entry(lua_State *L, rp_plugin *p, const char *field, const char *name) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->module_ref);

@@ -91,6 +91,9 @@ rp_sandbox *rp_plugin_sandbox(rp_plugin *p);
 rp_host *rp_plugin_host(rp_plugin *p);
 /* Loaded and neither suspended nor disabled. */
 int rp_plugin_active(const rp_plugin *p);
+/* 1 when the loaded plugin's module has a function table[name] (for example
+ * jobs.nightly), else 0. */
+int rp_plugin_has_function(rp_plugin *p, const char *table, const char *name);
 
 /* Calls handlers[handler](event) inside the caller's transaction, under the
  * plugin's budget. RP_OK, or the plugin's error (traceback from

@@ -45,7 +45,9 @@ static void usage(FILE *out) {
           "                  beside the database when it exists)\n"
           "  --json          machine-readable output\n"
           "  --quiet         no progress output\n"
-          "  -h, --help      help; `rapport COMMAND --help` for a command\n"
+          "  -h, --help      help; `rapport COMMAND --help` (or `rapport help COMMAND`)\n"
+          "                  for a command\n"
+          "  --version       the version of this binary\n"
           "\n"
           "Exit codes: 0 success, 1 usage error, 2 runtime error.\n");
 }
@@ -104,6 +106,12 @@ int main(int argc, char **argv) {
     } else {
       args[n++] = argv[i];
     }
+  }
+  static char help_flag[] = "--help";
+  if (n == 2 && strcmp(args[0], "help") == 0) {
+    /* `rapport help CMD` is `rapport CMD --help`. */
+    args[0] = args[1];
+    args[1] = help_flag;
   }
   if (n == 0 || strcmp(args[0], "-h") == 0 || strcmp(args[0], "--help") == 0 ||
       strcmp(args[0], "help") == 0) {
