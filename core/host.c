@@ -503,22 +503,32 @@ static int register_enabled(rp_host *h, rp_plugin *p, rp_err *err) {
   return rc;
 }
 
+/* Loads (applying pending migrations), registers and starts a plugin. All of
+ * it is one transaction: a plugin whose second migration or whose init.lua
+ * fails leaves no table, no migration record and no registration behind. */
 int rp_host_enable(rp_host *h, const char *name_or_path, rp_err *err) {
   char *dir;
   int rc = rp_host_locate(h, name_or_path, &dir, err);
   if (rc) return rc;
+  if ((rc = rp_store_tx_begin(h->store, err))) {
+    free(dir);
+    return rc;
+  }
   rp_plugin *p;
   rc = load_plugin(h, dir, &p, err);
   free(dir);
-  if (rc) return rc;
-  rp_plugin *old = rp_host_plugin(h, p->name);
-  if (old && strcmp(old->dir, p->dir) != 0) {
-    rc = rp_err_set(err, RP_ECONFLICT, p->name,
-                    "a plugin named '%s' is already loaded from %s", p->name, old->dir);
-    plugin_free(p);
+  if (rc) {
+    rp_store_tx_rollback(h->store);
     return rc;
   }
-  if ((rc = register_enabled(h, p, err))) {
+  rp_plugin *old = rp_host_plugin(h, p->name);
+  if (old && strcmp(old->dir, p->dir) != 0)
+    rc = rp_err_set(err, RP_ECONFLICT, p->name,
+                    "a plugin named '%s' is already loaded from %s", p->name, old->dir);
+  if (rc == RP_OK) rc = register_enabled(h, p, err);
+  if (rc == RP_OK) rc = rp_store_tx_commit(h->store, err);
+  if (rc) {
+    rp_store_tx_rollback(h->store);
     plugin_free(p);
     return rc;
   }

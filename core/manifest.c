@@ -9,6 +9,7 @@
 
 #include "authz.h"
 #include "clock.h"
+#include "cron.h"
 
 int rp_manifest_valid_name(const char *name) {
   size_t n = strlen(name);
@@ -281,6 +282,10 @@ static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *er
         char spec[64];
         int64_t ms;
         if (k == 0) {
+          rp_cron c;
+          rp_err why;
+          if (rp_cron_parse(v->valuestring, &c, &why) != RP_OK)
+            return rp_err_set(err, RP_EINVAL, "cron", "%s: %scron: %s", file, path, why.msg);
           job->spec = strdup(v->valuestring);
         } else if (k == 1) {
           if (rp_clock_parse_duration(v->valuestring, &ms) != 0)
