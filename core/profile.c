@@ -583,7 +583,10 @@ static const char *const merge_sql[] = {
     "SELECT ?1, channel, granted, source, recorded_at FROM customer_consent "
     "WHERE customer_id = ?2 ON CONFLICT(customer_id, channel) DO UPDATE SET "
     "granted = excluded.granted, source = excluded.source, recorded_at = excluded.recorded_at "
-    "WHERE excluded.recorded_at > customer_consent.recorded_at",
+    /* The later decision wins; of two made at the same instant, the refusal
+     * (never message someone who may have said no). */
+    "WHERE excluded.recorded_at > customer_consent.recorded_at OR "
+    "(excluded.recorded_at = customer_consent.recorded_at AND excluded.granted = 0)",
     "DELETE FROM customer_consent WHERE customer_id = ?2",
     "UPDATE customer_consent_history SET customer_id = ?1 WHERE customer_id = ?2",
     "UPDATE events SET customer_id = ?1 WHERE customer_id = ?2",
