@@ -20,7 +20,7 @@ static const char help[] =
     "  --format F     csv or jsonl; by default from the extension (.csv; .jsonl,\n"
     "                 .ndjson, .json)\n"
     "  --source NAME  recorded with consent, merges and events (default: import)\n"
-    "  --batch N      rows per transaction (default 5000); an interrupted import\n"
+    "  --batch N      rows per transaction (default 50000); an interrupted import\n"
     "                 loses at most the batch in progress, never half a row\n"
     "  --rejects PATH where rejected rows go (default FILE.rejects.csv or\n"
     "                 FILE.rejects.jsonl, written only when a row is rejected)\n"

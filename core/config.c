@@ -65,7 +65,7 @@ static int apply(rp_config *c, const cJSON *root, const char *file, rp_err *err)
   int rc = RP_OK;
   cJSON_ArrayForEach(v, root) {
     const char *k = v->string;
-    int64_t n;
+    int64_t n = 0;
     if (strcmp(k, "timezone") == 0 || strcmp(k, "default_country") == 0) {
       if (!cJSON_IsString(v))
         return rp_err_set(err, RP_EINVAL, k, "%s: \"%s\" must be a string", file, k);

@@ -59,6 +59,20 @@ static int find_event_id(rp_store *s, const char *event_id, int64_t *id, rp_err 
   return rc;
 }
 
+/* The common case of an event stream: the customer is named by one identity
+ * that is already known, and nothing else is said about them. Then there is
+ * nothing to upsert: *id receives the customer. Anything else (an unknown,
+ * invalid or placeholder identity, several identities, attributes) leaves
+ * *id at 0 for the full upsert, which also reports the errors. */
+static void known_customer(rp_store *s, const rp_config *cfg, const cJSON *in, int64_t *id) {
+  *id = 0;
+  const cJSON *only = in->child;
+  if (!only || only->next || !cJSON_IsString(only) || !is_shorthand(only->string)) return;
+  int64_t found = 0;
+  if (rp_profile_resolve(s, cfg, only->string, only->valuestring, &found, NULL) == RP_OK)
+    *id = found;
+}
+
 /* Builds the upsert input naming the event's customer (references into the
  * borrowed objects; deleting it frees only the references). *in is NULL when
  * neither customer nor shorthand name anybody. */
@@ -111,15 +125,6 @@ int rp_event_append(rp_store *s, const rp_config *cfg, const rp_event_in *ev, in
   if (ev->properties && !cJSON_IsNull(ev->properties) && !cJSON_IsObject(ev->properties))
     return rp_err_set(err, RP_EINVAL, "properties", "properties: must be an object");
 
-  /* A known event id stores nothing at all, the customer side included. */
-  if (ev->event_id) {
-    if ((rc = find_event_id(s, ev->event_id, id, err))) return rc;
-    if (*id) {
-      *duplicate = 1;
-      return RP_OK;
-    }
-  }
-
   char *props = NULL;
   if (ev->properties && cJSON_IsObject(ev->properties)) {
     props = cJSON_PrintUnformatted(ev->properties);
@@ -152,13 +157,30 @@ int rp_event_append(rp_store *s, const rp_config *cfg, const rp_event_in *ev, in
     if (!given) cJSON_AddNumberToObject(in, "id", (double)ev->customer_id);
   }
 
-  if ((rc = rp_store_tx_begin(s, err))) {
+  int64_t customer = 0;
+  if (in && !ev->customer_id) known_customer(s, cfg, in, &customer);
+  /* A known event id stores nothing at all, the customer side included. With
+   * the customer already known there is no customer side: the INSERT's own
+   * conflict check below finds the duplicate, and saves a lookup. */
+  if (ev->event_id && !customer) {
+    if ((rc = find_event_id(s, ev->event_id, id, err)) || *id) {
+      *duplicate = rc == RP_OK;
+      cJSON_Delete(in);
+      cJSON_free(props);
+      return rc;
+    }
+  }
+  /* With the customer known, the event is a single INSERT and needs no
+   * savepoint of its own; otherwise the upsert and the INSERT go together. */
+  int tx = customer == 0;
+  if (tx && (rc = rp_store_tx_begin(s, err))) {
     cJSON_Delete(in);
     cJSON_free(props);
     return rc;
   }
-  int64_t customer = 0;
-  if (in) {
+  if (customer) {
+    rc = RP_OK;
+  } else if (in) {
     rp_upsert res;
     rc = rp_profile_upsert(s, cfg, in, source, &res, err);
     customer = res.customer_id;
@@ -170,7 +192,8 @@ int rp_event_append(rp_store *s, const rp_config *cfg, const rp_event_in *ev, in
   sqlite3_stmt *st = NULL;
   if (rc == RP_OK)
     rc = rp_store_prepare(s, "INSERT INTO events(event_id, customer_id, type, occurred_at, "
-                             "received_at, source, properties) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             "received_at, source, properties) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                             "ON CONFLICT DO NOTHING",
                           &st, err);
   if (rc == RP_OK) {
     if (ev->event_id) sqlite3_bind_text(st, 1, ev->event_id, -1, SQLITE_STATIC);
@@ -180,13 +203,19 @@ int rp_event_append(rp_store *s, const rp_config *cfg, const rp_event_in *ev, in
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_text(st, 6, source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, props ? props : "{}", -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_DONE) *id = sqlite3_last_insert_rowid(rp_store_db(s));
-    else rc = rp_store_error(s, "append event", err);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "append event", err);
+    else if (sqlite3_changes(rp_store_db(s)) == 1) *id = sqlite3_last_insert_rowid(rp_store_db(s));
     rp_store_done(st);
+    if (rc == RP_OK && *id == 0) {
+      /* Only the event id can conflict: a duplicate. */
+      rc = find_event_id(s, ev->event_id ? ev->event_id : "", id, err);
+      if (rc == RP_OK && *id == 0) rc = rp_err_set(err, RP_EDB, NULL, "append event: not stored");
+      *duplicate = rc == RP_OK;
+    }
   }
-  if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
+  if (tx && rc == RP_OK) rc = rp_store_tx_commit(s, err);
   if (rc != RP_OK) {
-    rp_store_tx_rollback(s);
+    if (tx) rp_store_tx_rollback(s);
     *id = 0;
   }
   cJSON_Delete(in);

@@ -292,7 +292,7 @@ static int load_plugin(rp_host *h, const char *dir, rp_plugin **out, rp_err *err
     return rp_err_set(err, RP_EINVAL, path, "%s: missing (a plugin's code starts in init.lua)",
                       path);
   }
-  rp_plugin *p;
+  rp_plugin *p = NULL;
   if ((rc = plugin_alloc(h, m->name, dir, &p, err))) {
     rp_manifest_free(m);
     return rc;
@@ -514,7 +514,7 @@ int rp_host_enable(rp_host *h, const char *name_or_path, rp_err *err) {
     free(dir);
     return rc;
   }
-  rp_plugin *p;
+  rp_plugin *p = NULL;
   rc = load_plugin(h, dir, &p, err);
   free(dir);
   if (rc) {
@@ -592,7 +592,7 @@ int rp_host_load_enabled(rp_host *h, rp_err *err) {
   rp_store_done(st);
   for (size_t i = 0; i < n; i++) {
     if (rp_host_plugin(h, names[i])) continue;
-    rp_plugin *p;
+    rp_plugin *p = NULL;
     rp_err e;
     rp_err_clear(&e);
     int lrc = load_plugin(h, paths[i], &p, &e);
@@ -910,7 +910,7 @@ int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *er
 /* ---- the operator ------------------------------------------------------------------- */
 
 int rp_host_operator(rp_host *h, const char *root, rp_plugin **out, rp_err *err) {
-  rp_plugin *p;
+  rp_plugin *p = NULL;
   int rc = plugin_alloc(h, "operator", root, &p, err);
   if (rc) return rc;
   rp_principal_operator(&p->principal);

@@ -34,7 +34,7 @@
 
 enum {
   RP_IMPORT_MAX_LINE = 1024 * 1024, /* longest line (or CSV record), in bytes */
-  RP_IMPORT_BATCH = 5000            /* default rows per transaction */
+  RP_IMPORT_BATCH = 50000           /* default rows per transaction */
 };
 
 typedef enum rp_import_kind { RP_IMPORT_CUSTOMERS, RP_IMPORT_EVENTS } rp_import_kind;

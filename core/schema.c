@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* Enumerations are CHECKed with OR chains, not IN lists: SQLite 3.40 builds an
+ * ephemeral table for a constant IN list on every execution of an INSERT,
+ * which cost a third of the import time. */
 static const char v1_core[] =
     "CREATE TABLE settings(\n"
     "  key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;\n"
@@ -36,7 +39,8 @@ static const char v1_core[] =
     "CREATE TABLE customer_attributes(\n"
     "  customer_id INTEGER NOT NULL,\n"
     "  name TEXT NOT NULL,\n"
-    "  type TEXT NOT NULL CHECK(type IN ('text','integer','boolean','timestamp','money')),\n"
+    "  type TEXT NOT NULL CHECK(type = 'text' OR type = 'integer' OR type = 'boolean' OR "
+    "type = 'timestamp' OR type = 'money'),\n"
     "  value,\n"
     "  currency TEXT,\n"
     "  updated_at INTEGER NOT NULL,\n"
@@ -45,8 +49,9 @@ static const char v1_core[] =
     /* Consent per channel: the current state, and every change. */
     "CREATE TABLE customer_consent(\n"
     "  customer_id INTEGER NOT NULL,\n"
-    "  channel TEXT NOT NULL CHECK(channel IN ('email','sms','push','phone')),\n"
-    "  granted INTEGER NOT NULL CHECK(granted IN (0,1)),\n"
+    "  channel TEXT NOT NULL CHECK(channel = 'email' OR channel = 'sms' OR channel = 'push' OR "
+    "channel = 'phone'),\n"
+    "  granted INTEGER NOT NULL CHECK(granted = 0 OR granted = 1),\n"
     "  source TEXT NOT NULL,\n"
     "  recorded_at INTEGER NOT NULL,\n"
     "  PRIMARY KEY(customer_id, channel)) WITHOUT ROWID;\n"
@@ -91,7 +96,8 @@ static const char v1_core[] =
     "  version TEXT NOT NULL,\n"
     "  enabled INTEGER NOT NULL DEFAULT 0,\n"
     "  status TEXT NOT NULL DEFAULT 'disabled'\n"
-    "    CHECK(status IN ('enabled','disabled','suspended','broken')),\n"
+    "    CHECK(status = 'enabled' OR status = 'disabled' OR status = 'suspended' OR "
+    "status = 'broken'),\n"
     "  status_reason TEXT,\n"
     "  failures INTEGER NOT NULL DEFAULT 0,\n"
     "  errors_total INTEGER NOT NULL DEFAULT 0,\n"
@@ -111,7 +117,7 @@ static const char v1_core[] =
     "  error TEXT NOT NULL,\n"
     "  traceback TEXT,\n"
     "  attempts INTEGER NOT NULL DEFAULT 1,\n"
-    "  status TEXT NOT NULL DEFAULT 'pending' CHECK(status IN ('pending','retried')),\n"
+    "  status TEXT NOT NULL DEFAULT 'pending' CHECK(status = 'pending' OR status = 'retried'),\n"
     "  created_at INTEGER NOT NULL,\n"
     "  updated_at INTEGER NOT NULL);\n"
     "CREATE INDEX dead_letters_plugin ON dead_letters(plugin, status);\n"
@@ -122,12 +128,13 @@ static const char v1_core[] =
     "  id INTEGER PRIMARY KEY,\n"
     "  owner TEXT NOT NULL,\n"
     "  name TEXT,\n"
-    "  kind TEXT NOT NULL CHECK(kind IN ('cron','every','at')),\n"
+    "  kind TEXT NOT NULL CHECK(kind = 'cron' OR kind = 'every' OR kind = 'at'),\n"
     "  spec TEXT NOT NULL,\n"
     "  target TEXT NOT NULL,\n"
     "  payload TEXT,\n"
-    "  missed TEXT NOT NULL DEFAULT 'run_once' CHECK(missed IN ('run_once','skip')),\n"
-    "  origin TEXT NOT NULL DEFAULT 'api' CHECK(origin IN ('manifest','api','cli')),\n"
+    "  missed TEXT NOT NULL DEFAULT 'run_once' CHECK(missed = 'run_once' OR missed = 'skip'),\n"
+    "  origin TEXT NOT NULL DEFAULT 'api' CHECK(origin = 'manifest' OR origin = 'api' OR "
+    "origin = 'cli'),\n"
     "  enabled INTEGER NOT NULL DEFAULT 1,\n"
     "  next_run_at INTEGER,\n"
     "  last_run_at INTEGER,\n"
@@ -143,7 +150,8 @@ static const char v1_core[] =
     "  scheduled_for INTEGER NOT NULL,\n"
     "  started_at INTEGER NOT NULL,\n"
     "  finished_at INTEGER,\n"
-    "  outcome TEXT NOT NULL CHECK(outcome IN ('running','ok','error','skipped','interrupted')),\n"
+    "  outcome TEXT NOT NULL CHECK(outcome = 'running' OR outcome = 'ok' OR "
+    "outcome = 'error' OR outcome = 'skipped' OR outcome = 'interrupted'),\n"
     "  error TEXT);\n"
     "CREATE INDEX job_runs_job ON job_runs(job_id, id);\n";
 
