@@ -186,6 +186,20 @@ static int64_t max_event_id(rp_host *h) {
   return hi;
 }
 
+/* One info line per plugin at most every second while events flow, and one
+ * when it has caught up: enough to watch a backlog drain, not a line per
+ * event. */
+static void log_progress(rp_plugin *p, int64_t delivered, int64_t lag) {
+  p->delivered_unlogged += delivered;
+  if (p->delivered_unlogged == 0) return;
+  uint64_t now = rp_clock_mono_ns();
+  if (lag > 0 && now - p->delivered_logged_ns < 1000000000ULL) return;
+  rp_log(RP_LOG_INFO, "bus", "%s: %lld event(s) delivered, %lld to go", p->name,
+         (long long)p->delivered_unlogged, (long long)lag);
+  p->delivered_unlogged = 0;
+  p->delivered_logged_ns = now;
+}
+
 int rp_bus_pump_plugin(rp_host *h, rp_plugin *p, int64_t *processed, rp_err *err) {
   *processed = 0;
   if (!rp_plugin_active(p) || !p->m) return RP_OK;
@@ -250,8 +264,10 @@ int rp_bus_pump_plugin(rp_host *h, rp_plugin *p, int64_t *processed, rp_err *err
   if (rc) {
     rp_store_tx_rollback(s);
     *processed = 0;
+    return rc;
   }
-  return rc;
+  log_progress(p, *processed, hi - new_cursor);
+  return RP_OK;
 }
 
 int rp_bus_pump(rp_host *h, int64_t *processed, rp_err *err) {

@@ -85,11 +85,15 @@ void rp_progress_start(rp_progress *p, const rp_cli *cli, const char *label,
   p->label = label;
   p->total = total;
   p->start_ns = rp_clock_mono_ns();
+  p->last_ns = p->start_ns; /* first drawn after 100 ms, with a rate worth reading */
 }
 
 static void progress_draw(rp_progress *p, unsigned long long now) {
   double secs = (double)(now - p->start_ns) / 1e9;
   double rate = secs > 0 ? (double)p->done / secs : 0;
+  char rate_text[32] = "";
+  /* Over the first half second a rate says more about start-up than speed. */
+  if (secs >= 0.5) snprintf(rate_text, sizeof rate_text, "  %.0f/s", rate);
   if (p->total) {
     int width = 30;
     int fill = (int)((double)p->done / (double)p->total * width);
@@ -98,10 +102,10 @@ static void progress_draw(rp_progress *p, unsigned long long now) {
     memset(bar, '#', (size_t)fill);
     memset(bar + fill, '.', (size_t)(width - fill));
     bar[width] = '\0';
-    fprintf(stderr, "\r%s [%s] %3d%% %llu/%llu  %.0f/s ", p->label, bar,
-            (int)(100.0 * (double)p->done / (double)p->total), p->done, p->total, rate);
+    fprintf(stderr, "\r%s [%s] %3d%% %llu/%llu%s ", p->label, bar,
+            (int)(100.0 * (double)p->done / (double)p->total), p->done, p->total, rate_text);
   } else {
-    fprintf(stderr, "\r%s %llu  %.0f/s ", p->label, p->done, rate);
+    fprintf(stderr, "\r%s %llu%s ", p->label, p->done, rate_text);
   }
   fflush(stderr);
 }

@@ -36,6 +36,8 @@ struct rp_plugin {
   rp_plugin_stmt stmts[RP_PLUGIN_STMTS];
   uint64_t stmt_tick;
   struct rp_rows *rows_open; /* crm.db.rows iterators still open (api_db.c) */
+  int64_t delivered_unlogged; /* events delivered since the last progress line (bus.c) */
+  uint64_t delivered_logged_ns;
 };
 
 struct rp_host {

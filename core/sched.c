@@ -344,6 +344,10 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
     return rp_store_tx_commit(s->store, err);
   }
   if (r == RP_OK) {
+    /* Recurring jobs are few: one line each. One-shots can be millions: the
+     * batch counts them (rp_sched_run_due). */
+    if (strcmp(job->kind, "at") != 0)
+      rp_log(RP_LOG_INFO, job->owner, "job %s ran", job->name ? job->name : job->target);
     if ((rc = run_finish(s->store, job->run_id, "ok", NULL, err)) ||
         (advance && strcmp(job->kind, "at") == 0 && (rc = job_advance(s, job, spec, 0, now, err)))) {
       rp_store_tx_rollback(s->store);
@@ -436,7 +440,7 @@ static int due_load(sqlite3_stmt *st, int64_t now, due_job *d) {
 }
 
 int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
-  int64_t n = 0;
+  int64_t n = 0, oneshots = 0;
   if (fired) *fired = 0;
   if (s->stopped) return RP_OK;
   if (!s->runner) return rp_err_set(err, RP_EINVAL, NULL, "the scheduler has no job runner");
@@ -475,6 +479,7 @@ int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
         rp_err run_err;
         rc = fire_one(s, &d->job, d->spec, 1, now, &run_rc, &run_err, err);
         n++;
+        if (strcmp(d->job.kind, "at") == 0) oneshots++;
       }
     }
     for (int i = 0; i < count; i++) due_free(&batch[i]);
@@ -486,6 +491,7 @@ int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
     if ((rc = rp_store_tx_commit(s->store, err))) return rc;
     if (count < FIRE_BATCH) break;
   }
+  if (oneshots > 0) rp_log(RP_LOG_INFO, "sched", "%lld one-shot job(s) fired", (long long)oneshots);
   if (fired) *fired = n;
   return RP_OK;
 }
