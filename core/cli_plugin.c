@@ -191,6 +191,11 @@ static int scaffold(rp_cli *cli, int argc, char **argv) {
   snprintf(root, sizeof root, "%s/%s", dir, name);
   rp_err err;
   rp_err_clear(&err);
+  /* --dir may name a folder that does not exist yet (one level). */
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    rp_err_set(&err, RP_EIO, dir, "%s: %s", dir, strerror(errno));
+    return rp_cli_fail(cli, &err);
+  }
   if (mkdir(root, 0755) != 0) {
     rp_err_set(&err, RP_EIO, root, "%s: %s", root,
                errno == EEXIST ? "already exists (choose another name or --dir)" : strerror(errno));

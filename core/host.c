@@ -995,7 +995,13 @@ static int job_trampoline(lua_State *L) {
   if (e->p->m) {
     push_entry(L, e->p, "jobs", job->target);
   } else {
-    lua_pushvalue(L, 2); /* an operator script's main chunk */
+    /* An operator script run as a job: `arg` as under `rapport run` (with
+     * no arguments; arg[0] is the script), the job itself as `...`. */
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, job->target);
+    lua_rawseti(L, -2, 0);
+    lua_setglobal(L, "arg");
+    lua_pushvalue(L, 2); /* the script's main chunk */
   }
   push_job(L, job);
   lua_callk(L, 1, 0, 0, job_finish_k);
