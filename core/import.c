@@ -903,19 +903,25 @@ static const char *parse_error_text(importer *im, char *buf, size_t size) {
   return buf;
 }
 
+/* The next line of the input (see reader_next); on a read error sets
+ * im->fatal and returns -1. */
+static int next_line(importer *im, const char **line, size_t *len, int *oversize) {
+  reader_settle(&im->rd);
+  int r = reader_next(&im->rd, line, len, oversize);
+  if (r < 0)
+    im->fatal = rp_err_set(im->err, RP_EIO, NULL, "%s: read error: %s", im->path,
+                           strerror(errno));
+  return r;
+}
+
 static void import_csv(importer *im) {
   if ((im->fatal = csv_restart(im))) return;
   for (;;) {
-    reader_settle(&im->rd);
     const char *line;
     size_t len;
     int oversize;
-    int r = reader_next(&im->rd, &line, &len, &oversize);
-    if (r < 0) {
-      im->fatal = rp_err_set(im->err, RP_EIO, NULL, "%s: read error: %s", im->path,
-                             strerror(errno));
-      return;
-    }
+    int r = next_line(im, &line, &len, &oversize);
+    if (r < 0) return;
     if (r == 0) {
       if (im->csv.pstate == 0) break;
       if (csv_fini(&im->csv, on_cell, on_record, im) != 0) {
@@ -1007,16 +1013,11 @@ static void import_csv(importer *im) {
 
 static void import_jsonl(importer *im) {
   for (;;) {
-    reader_settle(&im->rd);
     const char *line;
     size_t len;
     int oversize;
-    int r = reader_next(&im->rd, &line, &len, &oversize);
-    if (r < 0) {
-      im->fatal = rp_err_set(im->err, RP_EIO, NULL, "%s: read error: %s", im->path,
-                             strerror(errno));
-      return;
-    }
+    int r = next_line(im, &line, &len, &oversize);
+    if (r < 0) return;
     if (r == 0) return;
     int64_t no = im->rd.line;
     if (no == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
