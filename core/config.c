@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cron.h"
+
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
 void rp_config_free(rp_config *cfg) {
@@ -70,6 +72,9 @@ static int apply(rp_config *c, const cJSON *root, const char *file, rp_err *err)
       if (!cJSON_IsString(v))
         return rp_err_set(err, RP_EINVAL, k, "%s: \"%s\" must be a string", file, k);
       if (strcmp(k, "timezone") == 0) {
+        rp_err why;
+        if (rp_cron_check_tz(v->valuestring, &why) != RP_OK)
+          return rp_err_set(err, RP_EINVAL, k, "%s: %s", file, why.msg);
         free(c->timezone);
         c->timezone = strdup(v->valuestring);
       } else {

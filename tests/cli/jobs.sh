@@ -48,9 +48,11 @@ assert_exit 0 "$RAPPORT" --json jobs add --name morning --cron "0 9 * * 1-5" --s
 MORNING=$(json_get "$OUT" id)
 # 09:00 in Paris on Tuesday 3 March 2026 is 08:00Z (winter time).
 assert_eq "$(sql "SELECT next_run_at FROM jobs WHERE id = $MORNING")" 1772524800000 "next 09:00 Paris"
+# A time zone the system does not know is refused when the settings load,
+# naming the file.
 echo '{"timezone": "Mars/Olympus"}' >"$TMP/rapport.json"
-assert_exit 1 "$RAPPORT" jobs add --name m2 --cron "0 9 * * *" --script "$TMP/report.lua"
-assert_contains "$ERR" "unknown time zone \"Mars/Olympus\""
+assert_exit 2 "$RAPPORT" jobs add --name m2 --cron "0 9 * * *" --script "$TMP/report.lua"
+assert_contains "$ERR" "rapport.json: unknown time zone \"Mars/Olympus\""
 rm "$TMP/rapport.json"
 
 # --- run on demand, history ---------------------------------------------------------
