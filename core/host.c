@@ -438,6 +438,19 @@ static int sync_jobs(rp_host *h, rp_plugin *p, rp_err *err) {
     int same = sqlite3_step(st) == SQLITE_ROW;
     rp_store_done(st);
     if (same) continue;
+    /* A one-shot of the manifest that has run is done: loading the plugin
+     * again (every `rapport` command does) must not bring it back. */
+    if (strcmp(j->kind, "at") == 0) {
+      if ((rc = rp_store_prepare(h->store,
+                                 "SELECT 1 FROM job_runs WHERE owner = ?1 AND name = ?2 AND "
+                                 "outcome <> 'running' LIMIT 1", &st, err)))
+        return rc;
+      sqlite3_bind_text(st, 1, p->name, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
+      int ran = sqlite3_step(st) == SQLITE_ROW;
+      rp_store_done(st);
+      if (ran) continue;
+    }
     rp_job_spec spec = {.owner = p->name, .name = j->name, .kind = j->kind, .spec = j->spec,
                         .target = j->handler, .missed = j->missed, .origin = "manifest"};
     rc = rp_sched_add(h->store, h->cfg, &spec, NULL, err);

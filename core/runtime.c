@@ -10,6 +10,8 @@
 
 /* How often the runtime looks for events appended by other processes. */
 #define POLL_MS 100
+/* The pause between two bus batches while a backlog drains. */
+#define PUMP_GAP_MS 1
 
 struct rp_runtime {
   uv_loop_t loop;
@@ -19,7 +21,7 @@ struct rp_runtime {
   rp_sched *sched;
   rp_job_runner runner; /* the host's runner, wrapped to wake the bus */
   uv_timer_t poll;
-  uv_idle_t pump;
+  uv_timer_t pump; /* one bus batch per plugin per tick, while there is work */
   uv_signal_t sigint, sigterm;
   int pumping;
   int stopping;
@@ -62,7 +64,7 @@ static int64_t max_event_id(rp_runtime *rt) {
   return hi;
 }
 
-static void on_pump(uv_idle_t *h) {
+static void on_pump(uv_timer_t *h) {
   rp_runtime *rt = h->data;
   int64_t n = 0;
   rp_err err;
@@ -75,7 +77,7 @@ static void on_pump(uv_idle_t *h) {
   }
   rt->dispatched += n;
   if (n == 0) {
-    uv_idle_stop(&rt->pump);
+    uv_timer_stop(&rt->pump);
     rt->pumping = 0;
     rt->seen_hi = max_event_id(rt);
   }
@@ -84,7 +86,10 @@ static void on_pump(uv_idle_t *h) {
 void rp_runtime_kick(rp_runtime *rt) {
   if (rt->pumping || rt->stopping) return;
   rt->pumping = 1;
-  uv_idle_start(&rt->pump, on_pump);
+  /* Now, then every PUMP_GAP_MS while a backlog lasts: the gap lets another
+   * process that waits to write (an import beside `serve`) find the database
+   * free between two batches. */
+  uv_timer_start(&rt->pump, on_pump, 0, PUMP_GAP_MS);
 }
 
 static void on_poll(uv_timer_t *t) {
@@ -105,7 +110,7 @@ void rp_runtime_stop(rp_runtime *rt) {
   rt->stopping = 1;
   rp_sched_stop(rt->sched);
   uv_timer_stop(&rt->poll);
-  uv_idle_stop(&rt->pump);
+  uv_timer_stop(&rt->pump);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);
   uv_stop(&rt->loop);
@@ -131,7 +136,7 @@ int rp_runtime_new(rp_store *store, const rp_config *cfg, rp_runtime **out, rp_e
     return rp_err_set(err, RP_EIO, NULL, "libuv: %s", uv_strerror(rc));
   }
   uv_timer_init(&rt->loop, &rt->poll);
-  uv_idle_init(&rt->loop, &rt->pump);
+  uv_timer_init(&rt->loop, &rt->pump);
   uv_signal_init(&rt->loop, &rt->sigint);
   uv_signal_init(&rt->loop, &rt->sigterm);
   rt->poll.data = rt->pump.data = rt->sigint.data = rt->sigterm.data = rt;

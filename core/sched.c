@@ -3,6 +3,7 @@
 #include "sched.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,14 @@
 
 /* Jobs fired per transaction. Bounded so that a backlog of a million
  * one-shots becoming due at once never holds the loop for long: the timer
- * re-arms at 0 between batches and other work interleaves. */
+ * fires one batch, then re-arms SLICE_GAP_MS later, and other work
+ * interleaves. */
 #define FIRE_BATCH 200
+/* The pause between two batches of due jobs and between two slices of long
+ * runs. Without it the loop would go from COMMIT straight to the next BEGIN
+ * and another process waiting to write (an import, `rapport run`) would
+ * never find the database free while a long job runs. */
+#define SLICE_GAP_MS 1
 /* The timer never sleeps longer than this, so that jobs added by another
  * process (`rapport jobs add` beside `rapport serve`) are noticed. */
 #define MAX_SLEEP_MS 1000
@@ -36,7 +43,7 @@ struct rp_sched {
   const rp_config *cfg;
   const rp_job_runner *runner;
   uv_timer_t timer;
-  uv_idle_t idle;
+  uv_timer_t slicer; /* resumes pending runs, one slice each, with a gap between */
   int handles_open;
   int freeing;
   int started;
@@ -46,7 +53,7 @@ struct rp_sched {
   int n_pending, cap_pending;
 };
 
-static void on_idle(uv_idle_t *h);
+static void on_slice(uv_timer_t *h);
 
 /* ---- definitions ------------------------------------------------------------ */
 
@@ -312,7 +319,8 @@ static int pending_push(rp_sched *s, const pending_run *r) {
     s->cap_pending = cap;
   }
   s->pending[s->n_pending++] = *r;
-  if (!uv_is_active((uv_handle_t *)&s->idle) && !s->freeing) uv_idle_start(&s->idle, on_idle);
+  if (!uv_is_active((uv_handle_t *)&s->slicer) && !s->freeing)
+    uv_timer_start(&s->slicer, on_slice, SLICE_GAP_MS, SLICE_GAP_MS);
   return RP_OK;
 }
 
@@ -439,12 +447,13 @@ static int due_load(sqlite3_stmt *st, int64_t now, due_job *d) {
   return RP_OK;
 }
 
-int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
+/* Fires what is due at now, at most max_batches batches of FIRE_BATCH. */
+static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp_err *err) {
   int64_t n = 0, oneshots = 0;
   if (fired) *fired = 0;
   if (s->stopped) return RP_OK;
   if (!s->runner) return rp_err_set(err, RP_EINVAL, NULL, "the scheduler has no job runner");
-  for (;;) {
+  for (int round = 0; round < max_batches; round++) {
     sqlite3_stmt *st;
     int rc = rp_store_prepare(s->store,
                               "SELECT " JOB_COLUMNS " FROM jobs WHERE next_run_at IS NOT NULL "
@@ -494,6 +503,10 @@ int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
   if (oneshots > 0) rp_log(RP_LOG_INFO, "sched", "%lld one-shot job(s) fired", (long long)oneshots);
   if (fired) *fired = n;
   return RP_OK;
+}
+
+int rp_sched_run_due(rp_sched *s, int64_t now, int64_t *fired, rp_err *err) {
+  return run_due(s, now, INT_MAX, fired, err);
 }
 
 /* ---- pending runs ----------------------------------------------------------- */
@@ -558,7 +571,7 @@ void rp_sched_step(rp_sched *s) {
   for (int i = 0; i < s->n_pending; i++)
     if (!s->pending[i].done) s->pending[j++] = s->pending[i];
   s->n_pending = j;
-  if (j == 0 && uv_is_active((uv_handle_t *)&s->idle)) uv_idle_stop(&s->idle);
+  if (j == 0 && uv_is_active((uv_handle_t *)&s->slicer)) uv_timer_stop(&s->slicer);
   s->in_step = 0;
 }
 
@@ -570,7 +583,7 @@ int rp_sched_pending(const rp_sched *s) {
 
 /* ---- the timer -------------------------------------------------------------- */
 
-static void on_idle(uv_idle_t *h) { rp_sched_step(h->data); }
+static void on_slice(uv_timer_t *h) { rp_sched_step(h->data); }
 
 static void arm(rp_sched *s);
 
@@ -578,7 +591,7 @@ static void on_timer(uv_timer_t *t) {
   rp_sched *s = t->data;
   rp_err err;
   rp_err_clear(&err);
-  if (rp_sched_run_due(s, rp_clock_now_ms(), NULL, &err) != RP_OK)
+  if (run_due(s, rp_clock_now_ms(), 1, NULL, &err) != RP_OK)
     rp_log(RP_LOG_ERROR, "core", "scheduler: %s", err.msg);
   arm(s);
 }
@@ -593,7 +606,7 @@ static void arm(rp_sched *s) {
                        &st, NULL) == RP_OK) {
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
       int64_t due = sqlite3_column_int64(st, 0) - rp_clock_now_ms();
-      if (due < 0) due = 0;
+      if (due < SLICE_GAP_MS) due = SLICE_GAP_MS; /* more is due: the next batch, after a gap */
       if ((uint64_t)due < delay) delay = (uint64_t)due;
     }
     rp_store_done(st);
@@ -612,8 +625,8 @@ int rp_sched_new(uv_loop_t *loop, rp_store *store, const rp_config *cfg, rp_sche
   s->store = store;
   s->cfg = cfg;
   uv_timer_init(loop, &s->timer);
-  uv_idle_init(loop, &s->idle);
-  s->timer.data = s->idle.data = s;
+  uv_timer_init(loop, &s->slicer);
+  s->timer.data = s->slicer.data = s;
   s->handles_open = 2;
   *out = s;
   return RP_OK;
@@ -641,7 +654,7 @@ void rp_sched_free(rp_sched *s) {
   }
   s->n_pending = 0;
   uv_close((uv_handle_t *)&s->timer, on_close);
-  uv_close((uv_handle_t *)&s->idle, on_close);
+  uv_close((uv_handle_t *)&s->slicer, on_close);
 }
 
 void rp_sched_set_runner(rp_sched *s, const rp_job_runner *runner) { s->runner = runner; }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "schema.h"
@@ -421,6 +422,20 @@ int rp_store_migrate_dir(rp_store *s, const char *scope, const char *dir, int *a
 
 /* ---- open / close -------------------------------------------------------- */
 
+/* Another connection holds the write lock (`rapport serve` between two of
+ * its transactions, an import). SQLite's own busy timeout sleeps longer and
+ * longer between tries and can miss the millisecond gaps the loop leaves
+ * between batches; trying every millisecond finds them. Gives up after
+ * BUSY_WAIT_MS. */
+#define BUSY_WAIT_MS 30000
+static int on_busy(void *ctx, int tries) {
+  (void)ctx;
+  if (tries >= BUSY_WAIT_MS) return 0;
+  struct timespec ts = {0, 1000000};
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
 int rp_store_open(const char *path, int flags, rp_store **out, rp_err *err) {
   *out = NULL;
   rp_store *s = calloc(1, sizeof *s);
@@ -437,7 +452,7 @@ int rp_store_open(const char *path, int flags, rp_store **out, rp_err *err) {
                     (flags & RP_STORE_CREATE) ? "" : " (run `rapport init` first?)");
   }
   if (rc == RP_OK) {
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_handler(s->db, on_busy, s);
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_set_authorizer(s->db, authorizer, s);
   }
