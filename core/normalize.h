@@ -54,7 +54,8 @@ int rp_norm_is_placeholder(const rp_config *cfg, const char *value);
  * as above, every other kind trimmed (external_id and custom kinds keep their
  * case: they are the source system's keys). *placeholder (may be NULL) is set
  * to 1 when the value is a placeholder; the call then still returns RP_OK
- * with out holding the normalised text, and the caller must drop it. A raw
+ * with out holding the text (trimmed; normalised when the placeholder was
+ * recognised only after normalisation), and the caller must drop it. A raw
  * placeholder that fails validation ("n/a" as an email) is reported as a
  * placeholder, not as invalid. Uses cfg (may be NULL) for default_country and
  * the configured placeholders. */
