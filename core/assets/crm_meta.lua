@@ -136,7 +136,7 @@ crm.customers = {}
 ---@param opts? {events?: integer} recent events to include (needs "events:read")
 ---@return table|nil profile
 function crm.customers.get(id, opts) end
----Resolves an identity to a customer (email and phone need "pii:read"). Permission: "customers:read".
+---Resolves an identity to a customer (kinds other than external_id and anonymous_id need "pii:read"). Permission: "customers:read".
 ---@param kind "email"|"phone"|"external_id"|"anonymous_id"|string
 ---@param value string
 ---@return integer|nil id
