@@ -441,24 +441,36 @@ static int parse_consent(const cJSON *consent, const char *source, consent_in *l
  * nothing to delete. */
 #define ATTR_ROWS 16
 
-/* The INSERT of k attribute rows: ?1 customer, ?2 now; row r binds
- * ?(3+4r) name, type, value, currency. Built once per k (a pure function of
- * k; the core is single-threaded), as rebuilding it per row cost 6%. */
+/* Writes "head (pre?F, ..., ?F+width-1post), (...) tail" for k rows, row r
+ * numbering its parameters from first + r * width: the multi-row statements
+ * that write a new customer in a few statements instead of one per value. */
+static void multi_row_sql(char *out, size_t cap, const char *head, const char *pre, int first,
+                          int width, const char *post, int k, const char *tail) {
+  size_t len = (size_t)snprintf(out, cap, "%s", head);
+  for (int r = 0; r < k && len < cap; r++) {
+    len += (size_t)snprintf(out + len, cap - len, "%s(%s", r ? ", " : " ", pre);
+    for (int c = 0; c < width && len < cap; c++)
+      len += (size_t)snprintf(out + len, cap - len, "%s?%d", c ? ", " : "", first + r * width + c);
+    if (len < cap) len += (size_t)snprintf(out + len, cap - len, "%s)", post);
+  }
+  if (len < cap) snprintf(out + len, cap - len, "%s", tail);
+}
+
+/* The statements are pure functions of k, built once each (the core is
+ * single-threaded): rebuilding them per row cost 6% of an import. */
+#define SQL_CAP (400 + ATTR_ROWS * 48)
+
+/* k attribute rows: ?1 customer, ?2 now; row r binds ?(3+4r) name, type,
+ * value, currency. The same name twice in one call: the last one wins. */
 static const char *fresh_attrs_sql(int k) {
-  static char sql[ATTR_ROWS + 1][300 + ATTR_ROWS * 40];
-  char *out = sql[k];
-  if (out[0]) return out;
-  size_t cap = sizeof sql[k];
-  size_t len = (size_t)snprintf(out, cap, "INSERT INTO customer_attributes(customer_id, name, "
-                                          "type, value, currency, updated_at) VALUES");
-  for (int r = 0; r < k; r++)
-    len += (size_t)snprintf(out + len, cap - len, "%s(?1, ?%d, ?%d, ?%d, ?%d, ?2)", r ? ", " : "",
-                            3 + 4 * r, 4 + 4 * r, 5 + 4 * r, 6 + 4 * r);
-  /* The same name twice in one call: the last one wins, as one by one. */
-  snprintf(out + len, cap - len,
-           " ON CONFLICT(customer_id, name) DO UPDATE SET type = excluded.type, "
-           "value = excluded.value, currency = excluded.currency");
-  return out;
+  static char sql[ATTR_ROWS + 1][SQL_CAP];
+  if (!sql[k][0])
+    multi_row_sql(sql[k], SQL_CAP,
+                  "INSERT INTO customer_attributes(customer_id, name, type, value, currency, "
+                  "updated_at) VALUES", "?1, ", 3, 4, ", ?2", k,
+                  " ON CONFLICT(customer_id, name) DO UPDATE SET type = excluded.type, "
+                  "value = excluded.value, currency = excluded.currency");
+  return sql[k];
 }
 
 static int insert_fresh_attrs(rp_store *s, int64_t id, const attr_in *list, int n, int64_t now,
@@ -490,9 +502,8 @@ static int insert_fresh_attrs(rp_store *s, int64_t id, const attr_in *list, int 
   return RP_OK;
 }
 
-static int apply_attrs(rp_store *s, int64_t id, int fresh, const attr_in *list, int n, int64_t now,
+static int apply_attrs(rp_store *s, int64_t id, const attr_in *list, int n, int64_t now,
                        int *changed, rp_err *err) {
-  if (fresh) return insert_fresh_attrs(s, id, list, n, now, changed, err);
   sqlite3 *db = rp_store_db(s);
   for (int i = 0; i < n; i++) {
     const attr_in *a = &list[i];
@@ -529,28 +540,24 @@ static int apply_attrs(rp_store *s, int64_t id, int fresh, const attr_in *list, 
 }
 
 /* Records one consent change; see rp_profile_set_consent. */
-static int apply_consent(rp_store *s, int64_t id, int fresh, const consent_in *c, int64_t now,
+static int apply_consent(rp_store *s, int64_t id, const consent_in *c, int64_t now,
                          int *changed, rp_err *err) {
   int64_t at = c->at ? c->at : now;
   const char *source = c->source ? c->source : "api";
   sqlite3_stmt *st;
-  int rc, r, have = 0, cur_granted = 0;
-  int64_t cur_at = 0;
-  if (!fresh) { /* a customer created by this call has no consent yet */
-    rc = rp_store_prepare(
-        s, "SELECT granted, recorded_at FROM customer_consent WHERE customer_id = ?1 AND "
-           "channel = ?2", &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_text(st, 2, c->channel, -1, SQLITE_STATIC);
-    r = sqlite3_step(st);
-    have = r == SQLITE_ROW;
-    cur_granted = have ? sqlite3_column_int(st, 0) : 0;
-    cur_at = have ? sqlite3_column_int64(st, 1) : 0;
-    rc = r == SQLITE_ROW || r == SQLITE_DONE ? RP_OK : rp_store_error(s, "read consent", err);
-    rp_store_done(st);
-    if (rc) return rc;
-  }
+  int rc = rp_store_prepare(
+      s, "SELECT granted, recorded_at FROM customer_consent WHERE customer_id = ?1 AND "
+         "channel = ?2", &st, err);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_text(st, 2, c->channel, -1, SQLITE_STATIC);
+  int r = sqlite3_step(st);
+  int have = r == SQLITE_ROW;
+  int cur_granted = have ? sqlite3_column_int(st, 0) : 0;
+  int64_t cur_at = have ? sqlite3_column_int64(st, 1) : 0;
+  rc = r == SQLITE_ROW || r == SQLITE_DONE ? RP_OK : rp_store_error(s, "read consent", err);
+  rp_store_done(st);
+  if (rc) return rc;
   if (have && cur_granted == (c->granted != 0)) return RP_OK; /* nothing new */
 
   /* An older statement than the current one is history only, and only once. */
@@ -816,6 +823,133 @@ static int insert_identity(rp_store *s, int64_t id, int fresh, const ident_in *i
   return rc;
 }
 
+/* Up to this many identities are looked up, and written for a new customer,
+ * in one statement each. */
+#define IDENT_ROWS 8
+
+/* Sets idents[i].owner (0 when unknown) for every identity, in one SELECT
+ * when there are at most IDENT_ROWS of them: three lookups per imported row
+ * were a fifth of a customer import. */
+static int find_identities(rp_store *s, ident_in *idents, int n, rp_err *err) {
+  if (n == 0) return RP_OK;
+  if (n > IDENT_ROWS) {
+    for (int i = 0; i < n; i++) {
+      int rc = find_identity(s, idents[i].kind, idents[i].value, &idents[i].owner, err);
+      if (rc) return rc;
+    }
+    return RP_OK;
+  }
+  static char sql[IDENT_ROWS + 1][SQL_CAP];
+  if (!sql[n][0]) {
+    /* OR of (kind, value) pairs: each term is a primary-key lookup. */
+    size_t len = (size_t)snprintf(sql[n], SQL_CAP, "SELECT kind, value, customer_id FROM "
+                                                   "customer_identities WHERE ");
+    for (int i = 0; i < n; i++)
+      len += (size_t)snprintf(sql[n] + len, SQL_CAP - len, "%s(kind = ?%d AND value = ?%d)",
+                              i ? " OR " : "", 2 * i + 1, 2 * i + 2);
+  }
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, sql[n], &st, err);
+  if (rc) return rc;
+  for (int i = 0; i < n; i++) {
+    idents[i].owner = 0;
+    sqlite3_bind_text(st, 2 * i + 1, idents[i].kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2 * i + 2, idents[i].value, -1, SQLITE_STATIC);
+  }
+  int64_t owners[IDENT_ROWS];
+  int r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *kind = (const char *)sqlite3_column_text(st, 0);
+    const char *value = (const char *)sqlite3_column_text(st, 1);
+    for (int i = 0; i < n; i++)
+      if (strcmp(idents[i].kind, kind) == 0 && strcmp(idents[i].value, value) == 0)
+        idents[i].owner = sqlite3_column_int64(st, 2);
+  }
+  if (r != SQLITE_DONE) rc = rp_store_error(s, "find identities", err);
+  rp_store_done(st);
+  /* Follow merges (the statement is reset: canonical runs its own). */
+  for (int i = 0; rc == RP_OK && i < n; i++) {
+    owners[i] = idents[i].owner;
+    if (!owners[i]) continue;
+    rc = rp_profile_canonical(s, owners[i], &idents[i].owner, err);
+    if (rc == RP_ENOTFOUND) { /* an identity whose customer row vanished */
+      idents[i].owner = 0;
+      rc = RP_OK;
+    }
+  }
+  return rc;
+}
+
+/* The identities of a customer created by this call, in one INSERT when
+ * there are at most IDENT_ROWS. */
+static int insert_fresh_identities(rp_store *s, int64_t id, ident_in *idents, int n, int64_t now,
+                                   int *changed, rp_err *err) {
+  if (n == 0) return RP_OK;
+  if (n > IDENT_ROWS) {
+    for (int i = 0; i < n; i++) {
+      int rc = insert_identity(s, id, 1, &idents[i], now, changed, err);
+      if (rc) return rc;
+    }
+    return RP_OK;
+  }
+  static char sql[IDENT_ROWS + 1][SQL_CAP];
+  if (!sql[n][0])
+    multi_row_sql(sql[n], SQL_CAP,
+                  "INSERT INTO customer_identities(kind, value, customer_id, created_at) VALUES",
+                  "", 3, 2, ", ?1, ?2", n, " ON CONFLICT(kind, value) DO NOTHING");
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, sql[n], &st, err);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, now);
+  for (int i = 0; i < n; i++) {
+    sqlite3_bind_text(st, 3 + 2 * i, idents[i].kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4 + 2 * i, idents[i].value, -1, SQLITE_STATIC);
+  }
+  if ((rc = step_done(s, st, "write identities", err))) return rc;
+  *changed = 1;
+  return RP_OK;
+}
+
+/* The consent of a customer created by this call: the state and its history,
+ * one INSERT each (a new customer has no earlier state to compare with). */
+static int insert_fresh_consent(rp_store *s, int64_t id, const consent_in *list, int n,
+                                int64_t now, int *changed, rp_err *err) {
+  enum { MAX_CHANNELS = 4 };
+  if (n == 0) return RP_OK;
+  if (n > MAX_CHANNELS) return rp_err_set(err, RP_EINVAL, "consent", "consent: too many channels");
+  static const char *const tables[2] = {"customer_consent", "customer_consent_history"};
+  static char sql[2][MAX_CHANNELS + 1][SQL_CAP];
+  for (int t = 0; t < 2; t++) {
+    if (!sql[t][n][0]) {
+      char head[160];
+      snprintf(head, sizeof head,
+               "INSERT INTO %s(customer_id, channel, granted, source, recorded_at) VALUES",
+               tables[t]);
+      /* The same channel twice in one call: the last one is the state. */
+      multi_row_sql(sql[t][n], SQL_CAP, head, "?1, ", 2, 4, "", n,
+                    t == 0 ? " ON CONFLICT(customer_id, channel) DO UPDATE SET "
+                             "granted = excluded.granted, source = excluded.source, "
+                             "recorded_at = excluded.recorded_at"
+                           : "");
+    }
+    sqlite3_stmt *st;
+    int rc = rp_store_prepare(s, sql[t][n], &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    for (int i = 0; i < n; i++) {
+      const consent_in *c = &list[i];
+      sqlite3_bind_text(st, 2 + 4 * i, c->channel, -1, SQLITE_STATIC);
+      sqlite3_bind_int(st, 3 + 4 * i, c->granted != 0);
+      sqlite3_bind_text(st, 4 + 4 * i, c->source ? c->source : "api", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 5 + 4 * i, c->at ? c->at : now);
+    }
+    if ((rc = step_done(s, st, "write consent", err))) return rc;
+  }
+  *changed = 1;
+  return RP_OK;
+}
+
 /* The body of an upsert, inside its transaction. */
 static int upsert_tx(rp_store *s, upsert_in *u, const char *source, rp_upsert *res, rp_err *err) {
   int64_t now = rp_clock_now_ms();
@@ -826,9 +960,8 @@ static int upsert_tx(rp_store *s, upsert_in *u, const char *source, rp_upsert *r
     if ((rc = rp_profile_canonical(s, u->id, &ids[0], err))) return rc;
     n_ids = 1;
   }
+  if ((rc = find_identities(s, u->idents, u->n_idents, err))) return rc;
   for (int i = 0; i < u->n_idents; i++) {
-    if ((rc = find_identity(s, u->idents[i].kind, u->idents[i].value, &u->idents[i].owner, err)))
-      return rc;
     int64_t o = u->idents[i].owner;
     if (!o) continue;
     int seen = 0;
@@ -871,16 +1004,21 @@ static int upsert_tx(rp_store *s, upsert_in *u, const char *source, rp_upsert *r
     }
   }
   res->customer_id = target;
-  for (int i = 0; i < u->n_idents; i++) {
-    if (u->idents[i].owner) continue; /* already attached (now) to target */
-    if ((rc = insert_identity(s, target, res->created, &u->idents[i], now, &changed, err)))
+  if (res->created) {
+    /* Nothing to compare with: everything in a few multi-row INSERTs. */
+    if ((rc = insert_fresh_identities(s, target, u->idents, u->n_idents, now, &changed, err)) ||
+        (rc = insert_fresh_attrs(s, target, u->attrs, u->n_attrs, now, &changed, err)) ||
+        (rc = insert_fresh_consent(s, target, u->consent, u->n_consent, now, &changed, err)))
       return rc;
+  } else {
+    for (int i = 0; i < u->n_idents; i++) {
+      if (u->idents[i].owner) continue; /* already attached (now) to target */
+      if ((rc = insert_identity(s, target, 0, &u->idents[i], now, &changed, err))) return rc;
+    }
+    if ((rc = apply_attrs(s, target, u->attrs, u->n_attrs, now, &changed, err))) return rc;
+    for (int i = 0; i < u->n_consent; i++)
+      if ((rc = apply_consent(s, target, &u->consent[i], now, &changed, err))) return rc;
   }
-  if ((rc = apply_attrs(s, target, res->created, u->attrs, u->n_attrs, now, &changed, err)))
-    return rc;
-  for (int i = 0; i < u->n_consent; i++)
-    if ((rc = apply_consent(s, target, res->created, &u->consent[i], now, &changed, err)))
-      return rc;
   if (changed && !res->created) {
     if ((rc = touch_customer(s, target, now, err))) return rc;
     res->updated = 1;
@@ -923,7 +1061,7 @@ int rp_profile_set_attributes(rp_store *s, int64_t id, const cJSON *attrs, rp_er
   if (rc == RP_OK) rc = rp_store_tx_begin(s, err);
   if (rc == RP_OK) {
     int64_t now = rp_clock_now_ms();
-    rc = apply_attrs(s, target, 0, list, n, now, &changed, err);
+    rc = apply_attrs(s, target, list, n, now, &changed, err);
     if (rc == RP_OK && changed) rc = touch_customer(s, target, now, err);
     if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
     if (rc != RP_OK) rp_store_tx_rollback(s);
@@ -944,7 +1082,7 @@ int rp_profile_set_consent(rp_store *s, int64_t id, const char *channel, int gra
   if ((rc = rp_store_tx_begin(s, err))) return rc;
   int changed = 0;
   int64_t now = rp_clock_now_ms();
-  rc = apply_consent(s, target, 0, &c, now, &changed, err);
+  rc = apply_consent(s, target, &c, now, &changed, err);
   if (rc == RP_OK && changed) rc = touch_customer(s, target, now, err);
   if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
   if (rc != RP_OK) rp_store_tx_rollback(s);
