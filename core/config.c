@@ -1,6 +1,7 @@
 /* config: JSON settings file with defaults. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,9 @@ static int apply(rp_config *c, const cJSON *root, const char *file, rp_err *err)
       }
     } else if (strcmp(k, "placeholders") == 0) {
       rc = str_list(v, k, file, &c->placeholders, &c->n_placeholders, err);
+      /* Stored lower-case; identity values are compared case-insensitively. */
+      for (size_t i = 0; rc == RP_OK && i < c->n_placeholders; i++)
+        for (char *p = c->placeholders[i]; p && *p; p++) *p = (char)tolower((unsigned char)*p);
     } else if (strcmp(k, "plugin_paths") == 0) {
       for (size_t i = 0; i < c->n_plugin_paths; i++) free(c->plugin_paths[i]);
       free(c->plugin_paths);
