@@ -97,7 +97,19 @@ static cJSON *convert(lua_State *L, int idx, int depth, const char *path, rp_err
   case LUA_TBOOLEAN:
     return cJSON_CreateBool(lua_toboolean(L, idx));
   case LUA_TNUMBER: {
-    if (lua_isinteger(L, idx)) return cJSON_CreateNumber((double)lua_tointeger(L, idx));
+    if (lua_isinteger(L, idx)) {
+      lua_Integer i = lua_tointeger(L, idx);
+      /* cJSON keeps numbers as doubles and prints them with a tolerance:
+       * beyond 2^52 an integer would come out rounded. Such integers go out
+       * as their exact decimal text (a raw item), which prints verbatim;
+       * code that expects a number then refuses it rather than round it. */
+      if (i > (INT64_C(1) << 52) || i < -(INT64_C(1) << 52)) {
+        char text[24];
+        snprintf(text, sizeof text, "%lld", (long long)i);
+        return cJSON_CreateRaw(text);
+      }
+      return cJSON_CreateNumber((double)i);
+    }
     double d = lua_tonumber(L, idx);
     if (isnan(d) || isinf(d)) {
       rp_err_set(err, RP_EINVAL, path, "%s: NaN and infinity are not JSON", path);

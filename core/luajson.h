@@ -3,7 +3,8 @@
  * JSON null maps to the light userdata crm.json.null (NULL); a Lua table is
  * an array when its keys are exactly 1..n (n >= 1) or when it carries the
  * array marker metatable (crm.json.array), otherwise an object with string
- * keys. Integers stay integers (64-bit) when they fit exactly. */
+ * keys. cJSON holds numbers as doubles: integers are exact up to 2^53, and a
+ * whole number decodes as a Lua integer. */
 #ifndef RP_LUAJSON_H
 #define RP_LUAJSON_H
 
