@@ -265,8 +265,9 @@ static int print_runs(rp_cli *cli, rp_store *s, int64_t job_id, int64_t run_id, 
   sqlite3_bind_int64(st, 2, run_id);
   sqlite3_bind_int(st, 3, limit);
   cJSON *arr = cJSON_CreateArray();
-  int failed = 0;
+  int failed = 0, rows = 0;
   while (sqlite3_step(st) == SQLITE_ROW) {
+    rows++;
     char started[40], finished[40], full[160];
     fmt_time(st, 6, started, sizeof started);
     fmt_time(st, 7, finished, sizeof finished);
@@ -295,6 +296,7 @@ static int print_runs(rp_cli *cli, rp_store *s, int64_t job_id, int64_t run_id, 
   }
   rp_store_done(st);
   if (cli->json) rp_cli_print_json(arr);
+  else if (rows == 0) printf("no runs recorded\n");
   cJSON_Delete(arr);
   return run_id && failed ? RP_EXIT_RUNTIME : RP_EXIT_OK;
 }
@@ -323,8 +325,13 @@ static int history(rp_cli *cli, int argc, char **argv) {
   const char *ref = NULL;
   int limit = 20;
   for (int i = 2; i < argc; i++) {
-    if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) limit = atoi(argv[++i]);
-    else if (!ref && argv[i][0] != '-') ref = argv[i];
+    if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 1 || v > 1000000)
+        return rp_cli_usage("jobs", "-n needs a number from 1 to 1000000, not '%s'", argv[i]);
+      limit = (int)v;
+    } else if (!ref && argv[i][0] != '-') ref = argv[i];
     else return rp_cli_usage("jobs", "unknown argument '%s'", argv[i]);
   }
   rp_store *s;
@@ -334,11 +341,11 @@ static int history(rp_cli *cli, int argc, char **argv) {
   rp_err err;
   rp_err_clear(&err);
   if (ref && resolve(s, ref, &id, &err)) {
-    /* A one-shot is gone once it ran; its runs stay, found by number. */
+    /* A one-shot is deleted once it ran: its runs stay, listed without JOB. */
     rp_store_close(s);
     return rp_cli_fail(cli, &err);
   }
-  code = print_runs(cli, s, id, 0, limit > 0 ? limit : 20);
+  code = print_runs(cli, s, id, 0, limit);
   rp_store_close(s);
   return code;
 }
