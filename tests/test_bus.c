@@ -16,6 +16,7 @@
 #include "host.h"
 #include "store.h"
 #include "test.h"
+#include "test_sql.h"
 
 static char tmp[256];
 
@@ -110,12 +111,7 @@ static void emit(fixture *f, const char *type) {
 }
 
 static int64_t q(fixture *f, const char *sql) {
-  sqlite3_stmt *st;
-  ASSERT_EQ(rp_store_prepare(f->s, sql, &st, NULL), RP_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(st, 0);
-  rp_store_done(st);
-  return v;
+  return test_sql_int(f->s, sql);
 }
 
 static int64_t drain(fixture *f) {

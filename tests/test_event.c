@@ -10,6 +10,7 @@
 #include "profile.h"
 #include "store.h"
 #include "test.h"
+#include "test_sql.h"
 
 #define T0 1767225600000LL /* 2026-01-01T00:00:00Z */
 
@@ -43,12 +44,7 @@ static int append(fixture *f, const char *json, int64_t *id, int *dup, rp_err *e
 }
 
 static int64_t q(fixture *f, const char *sql) {
-  sqlite3_stmt *st;
-  ASSERT_EQ(rp_store_prepare(f->s, sql, &st, NULL), RP_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(st, 0);
-  rp_store_done(st);
-  return v;
+  return test_sql_int(f->s, sql);
 }
 
 static void test_append_resolves_or_creates_the_customer(void) {

@@ -9,6 +9,7 @@
 #include "profile.h"
 #include "store.h"
 #include "test.h"
+#include "test_sql.h"
 
 typedef struct fixture {
   rp_store *s;
@@ -48,12 +49,7 @@ static rp_upsert upsert(fixture *f, const char *json) {
 }
 
 static int64_t q(fixture *f, const char *sql) {
-  sqlite3_stmt *st;
-  ASSERT_EQ(rp_store_prepare(f->s, sql, &st, NULL), RP_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(st, 0);
-  rp_store_done(st);
-  return v;
+  return test_sql_int(f->s, sql);
 }
 
 static cJSON *view(fixture *f, int64_t id) {

@@ -9,6 +9,7 @@
 
 #include "store.h"
 #include "test.h"
+#include "test_sql.h"
 
 static char dir[256];
 
@@ -41,12 +42,7 @@ static void write_file(const char *path, const char *text) {
 }
 
 static int64_t q(rp_store *s, const char *sql) {
-  sqlite3_stmt *st;
-  ASSERT_EQ(rp_store_prepare(s, sql, &st, NULL), RP_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(st, 0);
-  rp_store_done(st);
-  return v;
+  return test_sql_int(s, sql);
 }
 
 static void test_open_wal_and_core_schema(void) {
