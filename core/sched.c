@@ -44,6 +44,8 @@ struct rp_sched {
   const rp_job_runner *runner;
   uv_timer_t timer;
   uv_timer_t slicer; /* resumes pending runs, one slice each, with a gap between */
+  int64_t oneshots_unlogged; /* one-shots fired since the last progress line */
+  uint64_t oneshots_logged_ns;
   int handles_open;
   int freeing;
   int started;
@@ -500,7 +502,16 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
     if ((rc = rp_store_tx_commit(s->store, err))) return rc;
     if (count < FIRE_BATCH) break;
   }
-  if (oneshots > 0) rp_log(RP_LOG_INFO, "sched", "%lld one-shot job(s) fired", (long long)oneshots);
+  /* One line a second at most while a backlog of one-shots drains, and one
+   * when it is done. */
+  s->oneshots_unlogged += oneshots;
+  uint64_t mono = rp_clock_mono_ns();
+  if (s->oneshots_unlogged > 0 &&
+      (n < FIRE_BATCH || mono - s->oneshots_logged_ns >= 1000000000ULL)) {
+    rp_log(RP_LOG_INFO, "sched", "%lld one-shot job(s) fired", (long long)s->oneshots_unlogged);
+    s->oneshots_unlogged = 0;
+    s->oneshots_logged_ns = mono;
+  }
   if (fired) *fired = n;
   return RP_OK;
 }
