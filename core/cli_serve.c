@@ -1,21 +1,26 @@
 /* cli_serve: `rapport serve`, the long-running instance. */
 #include <string.h>
 
+#include "api_http.h"
 #include "bus.h"
 #include "cli.h"
 #include "log.h"
 #include "runtime.h"
 
 static const char help[] =
-    "usage: rapport serve [--once]\n"
+    "usage: rapport serve [--listen ADDRESS:PORT] [--once]\n"
     "\n"
-    "Runs the instance: loads the enabled plugins, recovers the scheduler (missed\n"
-    "runs follow each job's policy), fires jobs when due and dispatches every new\n"
-    "event to the plugins subscribed to it. Stops cleanly on SIGINT or SIGTERM,\n"
-    "after finishing the transaction in hand.\n"
+    "Runs the instance: serves the HTTP API, loads the enabled plugins, recovers\n"
+    "the scheduler (missed runs follow each job's policy), fires jobs when due and\n"
+    "dispatches every new event to the plugins subscribed to it. Stops cleanly on\n"
+    "SIGINT or SIGTERM: no new connections, open requests answered, the\n"
+    "transaction in hand finished.\n"
     "\n"
-    "  --once   fire what is due, dispatch what is pending, then exit (for tests\n"
-    "           and for running Rapport from an external scheduler)\n";
+    "  --listen A:P  where the HTTP API listens (default 127.0.0.1:8080; port 0\n"
+    "                picks a free one; \"off\" serves no HTTP)\n"
+    "  --once        fire what is due, dispatch what is pending, then exit (no\n"
+    "                HTTP; for tests and for running Rapport from an external\n"
+    "                scheduler)\n";
 
 int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
   if (rp_cli_wants_help(argc, argv)) {
@@ -23,8 +28,10 @@ int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
     return RP_EXIT_OK;
   }
   int once = 0;
+  const char *listen = "127.0.0.1:8080";
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--once") == 0) once = 1;
+    else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen = argv[++i];
     else return rp_cli_usage("serve", "unknown argument '%s'", argv[i]);
   }
   rp_store *store;
@@ -42,8 +49,18 @@ int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
          rp_host_count(h), names[0] ? " (" : "", names, names[0] ? ")" : "");
   rp_err err;
   rp_err_clear(&err);
+  rp_api_http *api = NULL;
+  if (!once && strcmp(listen, "off") != 0) {
+    if (rp_api_http_start(rt, store, cli->cfg, listen, &api, &err) != RP_OK) {
+      rp_cli_close_runtime(store, rt);
+      return rp_cli_fail(cli, &err);
+    }
+    rp_log(RP_LOG_INFO, "http", "listening on http://%.*s:%d", (int)(strrchr(listen, ':') - listen),
+           listen, rp_api_http_port(api));
+  }
   int rc = rp_runtime_run(rt, once, &err);
   rp_cli_close_runtime(store, rt);
+  rp_api_http_free(api);
   if (rc) return rp_cli_fail(cli, &err);
   rp_log(RP_LOG_INFO, "core", "stopped");
   return RP_EXIT_OK;

@@ -23,7 +23,8 @@ static const command commands[] = {
     {"plugin", rp_cmd_plugin, "list, enable, disable, inspect, scaffold and test plugins"},
     {"jobs", rp_cmd_jobs, "list, add, remove and run scheduled jobs; show their history"},
     {"dlq", rp_cmd_dlq, "list and retry events a plugin failed on"},
-    {"serve", rp_cmd_serve, "run the event bus and the scheduler until SIGINT/SIGTERM"},
+    {"serve", rp_cmd_serve, "run the HTTP API, the event bus and the scheduler until SIGTERM"},
+    {"keys", rp_cmd_keys, "create, list and revoke API keys"},
     {NULL, NULL, NULL},
 };
 

@@ -15,6 +15,8 @@
 
 struct rp_runtime {
   uv_loop_t loop;
+  void (*stop_hook)(void *ctx);
+  void *stop_ctx;
   rp_store *store;
   const rp_config *cfg;
   rp_host *host;
@@ -113,7 +115,15 @@ void rp_runtime_stop(rp_runtime *rt) {
   uv_timer_stop(&rt->pump);
   uv_signal_stop(&rt->sigint);
   uv_signal_stop(&rt->sigterm);
-  uv_stop(&rt->loop);
+  /* Every handle of the runtime is now inactive: uv_run returns once the
+   * hook's work is done, or at once without a hook. */
+  if (rt->stop_hook) rt->stop_hook(rt->stop_ctx);
+  else uv_stop(&rt->loop);
+}
+
+void rp_runtime_set_stop_hook(rp_runtime *rt, void (*fn)(void *ctx), void *ctx) {
+  rt->stop_hook = fn;
+  rt->stop_ctx = ctx;
 }
 
 static void on_signal(uv_signal_t *s, int signum) {

@@ -1,9 +1,10 @@
 /* runtime: one running Rapport instance: the store, the plugin host, the
  * scheduler and the event bus on one libuv loop (HTTP joins it in #3).
  *
- * The loop thread owns the writer connection. The bus is pumped from an idle
- * handle while plugins lag behind the log, one batch per plugin per turn, so
- * that timers, signals and time-sliced jobs interleave with dispatch. A
+ * The loop thread owns the writer connection. The bus is pumped from a 1 ms
+ * timer while plugins lag behind the log, one batch per plugin per tick, so
+ * that timers, signals, HTTP requests and time-sliced jobs interleave with
+ * dispatch. A
  * poll timer notices events written by other processes (`rapport import`,
  * operator scripts). SIGINT and SIGTERM stop the loop between two turns: the
  * transaction in hand is always finished first. */
@@ -37,5 +38,10 @@ void rp_runtime_stop(rp_runtime *rt);
 
 /* Tells the runtime that events were appended (wakes the bus pump). */
 void rp_runtime_kick(rp_runtime *rt);
+
+/* A function rp_runtime_stop calls (the HTTP server's graceful stop). With
+ * one set, the loop is not cut short: it runs until what the hook started
+ * has finished (open connections answered and closed). */
+void rp_runtime_set_stop_hook(rp_runtime *rt, void (*fn)(void *ctx), void *ctx);
 
 #endif

@@ -715,6 +715,8 @@ void rp_sched_kick(rp_sched *s) {
 void rp_sched_stop(rp_sched *s) {
   s->stopped = 1;
   uv_timer_stop(&s->timer);
+  /* Long runs in progress stay `running` and are recovered at the next start. */
+  uv_timer_stop(&s->slicer);
 }
 
 int rp_sched_run_now(rp_sched *s, int64_t job_id, int wait, int64_t *run_id, rp_err *err) {

@@ -155,7 +155,22 @@ static const char v1_core[] =
     "  error TEXT);\n"
     "CREATE INDEX job_runs_job ON job_runs(job_id, id);\n";
 
+/* v2: API keys. Only a SHA-256 of each key's secret is stored; the key itself
+ * is shown once, when it is created. */
+static const char v2_api_keys[] =
+    "CREATE TABLE api_keys(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  name TEXT NOT NULL,\n"
+    "  role TEXT NOT NULL CHECK(role = 'admin' OR role = 'operator' OR role = 'analyst' OR "
+    "role = 'support' OR role = 'partner'),\n"
+    "  plugin TEXT,\n"
+    "  secret_sha256 BLOB NOT NULL,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  last_used_at INTEGER,\n"
+    "  revoked_at INTEGER);\n";
+
 const rp_migration rp_core_migrations[] = {
     {1, "core", v1_core},
+    {2, "api_keys", v2_api_keys},
     {0, NULL, NULL},
 };

@@ -49,7 +49,7 @@ LAST=$(sql 'SELECT max(id) FROM events')
 kills=0
 for _ in $(seq 1 300); do
   [ "$(cursor)" = "$LAST" ] && break
-  "$RAPPORT" serve >/dev/null 2>&1 &
+  "$RAPPORT" serve --listen 127.0.0.1:0 >/dev/null 2>&1 &
   pid=$!
   sleep "0.$(( (RANDOM % 28) + 2 ))"
   if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi

@@ -116,7 +116,7 @@ crm.db.exec("CREATE TABLE IF NOT EXISTS operator_ticks(at INTEGER)")
 crm.db.exec("INSERT INTO operator_ticks VALUES (?)", crm.time.now())
 EOF
 assert_exit 0 "$RAPPORT" jobs add --name tick --every 1s --script "$TMP/tick.lua"
-RAPPORT_LOG=info "$RAPPORT" serve >"$TMP/serve.out" 2>"$TMP/serve.err" &
+RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
 pid=$!
 for _ in $(seq 1 100); do
   n=$(sql "SELECT count(*) FROM job_runs WHERE name = 'tick' AND outcome = 'ok'" 2>/dev/null || echo 0)

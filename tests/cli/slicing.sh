@@ -8,7 +8,7 @@ cat >"$TMP/ping.lua" <<'LUA'
 crm.events.emit { type = "ping", external_id = "P", id = "ping-" .. arg[1] }
 LUA
 
-RAPPORT_LOG=info "$RAPPORT" serve >"$TMP/serve.out" 2>"$TMP/serve.err" &
+RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
 pid=$!
 # Wait for the job to start, then send pings while it runs.
 for _ in $(seq 1 100); do

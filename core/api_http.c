@@ -1,0 +1,497 @@
+/* api_http: routes of the HTTP API; see api_http.h. */
+#include "api_http.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "event.h"
+#include "host.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+#include "profile.h"
+
+enum {
+  BATCH_MAX_EVENTS = 1000,     /* events in one POST /v1/batch */
+  AUTH_FAILURES_PER_MIN = 20,  /* per client address, then 429 */
+  AUTH_TABLE = 256             /* client addresses remembered */
+};
+
+typedef struct auth_failures {
+  char ip[48];
+  int64_t window_start; /* ms */
+  int count;
+} auth_failures;
+
+struct rp_api_http {
+  rp_runtime *rt;
+  rp_store *store;
+  const rp_config *cfg;
+  rp_http_server *server;
+  auth_failures failures[AUTH_TABLE];
+};
+
+/* The request being handled. */
+typedef struct call {
+  rp_api_http *api;
+  const rp_http_request *req;
+  rp_http_response *res;
+  int64_t key_id;    /* 0: no key */
+  uint32_t perms;
+  char role[16];
+} call;
+
+/* ---- answers ----------------------------------------------------------------------- */
+
+static void reply_json(call *c, int status, cJSON *body) {
+  c->res->status = status;
+  char *text = cJSON_PrintUnformatted(body);
+  cJSON_Delete(body);
+  if (!text) {
+    c->res->status = 500;
+    return;
+  }
+  c->res->body = text;
+  c->res->body_len = strlen(text);
+}
+
+static void reply_error(call *c, int status, const char *code, const char *field,
+                        const char *message) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON *e = cJSON_AddObjectToObject(root, "error");
+  cJSON_AddStringToObject(e, "code", code);
+  cJSON_AddStringToObject(e, "message", message);
+  if (field && field[0]) cJSON_AddStringToObject(e, "field", field);
+  reply_json(c, status, root);
+}
+
+/* Maps a core error to an HTTP status. */
+static void reply_err(call *c, const rp_err *err) {
+  int status;
+  switch (err->code) {
+  case RP_EINVAL: status = 422; break;
+  case RP_ENOTFOUND: status = 404; break;
+  case RP_ECONFLICT: status = 409; break;
+  case RP_EDENIED: status = 403; break;
+  case RP_ELIMIT: status = 413; break;
+  default: status = 500;
+  }
+  if (status == 500) rp_log(RP_LOG_ERROR, "http", "%s %s: %s", c->req->method, c->req->path,
+                            err->msg);
+  reply_error(c, status, rp_err_name(err->code), err->field,
+              status == 500 ? "internal error (see the server log)" : err->msg);
+}
+
+static const char *header(const rp_http_request *req, const char *name) {
+  for (int i = 0; i < req->n_headers; i++)
+    if (strcmp(req->headers[i].name, name) == 0) return req->headers[i].value;
+  return NULL;
+}
+
+/* The JSON body, or NULL after answering 415 or 400. */
+static cJSON *json_body(call *c) {
+  const char *type = header(c->req, "content-type");
+  if (!type || strncmp(type, "application/json", 16) != 0) {
+    reply_error(c, 415, "unsupported_media_type", "content-type",
+                "send the body as application/json");
+    return NULL;
+  }
+  const char *end = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(c->req->body, c->req->body_len, &end, 0);
+  if (j && end) {
+    while (end < c->req->body + c->req->body_len &&
+           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+      end++;
+    if (end != c->req->body + c->req->body_len) {
+      cJSON_Delete(j);
+      j = NULL;
+    }
+  }
+  if (!j) {
+    char msg[96];
+    size_t at = end && end >= c->req->body ? (size_t)(end - c->req->body) : 0;
+    snprintf(msg, sizeof msg, "the body is not valid JSON (at byte %zu)", at + 1);
+    reply_error(c, 400, "invalid_json", "body", msg);
+  }
+  return j;
+}
+
+/* ---- authentication and permissions --------------------------------------------------- */
+
+static auth_failures *failures_of(rp_api_http *api, const char *peer, int create) {
+  char ip[48];
+  snprintf(ip, sizeof ip, "%s", peer);
+  char *colon = strrchr(ip, ':');
+  if (colon) *colon = '\0';
+  auth_failures *oldest = &api->failures[0];
+  for (int i = 0; i < AUTH_TABLE; i++) {
+    if (strcmp(api->failures[i].ip, ip) == 0) return &api->failures[i];
+    if (api->failures[i].window_start < oldest->window_start) oldest = &api->failures[i];
+  }
+  if (!create) return NULL;
+  memset(oldest, 0, sizeof *oldest);
+  snprintf(oldest->ip, sizeof oldest->ip, "%s", ip);
+  return oldest;
+}
+
+/* Authenticates the bearer key; answers 401 or 429 and returns -1 when it
+ * fails. */
+static int authenticate(call *c) {
+  int64_t now = rp_clock_now_ms();
+  auth_failures *f = failures_of(c->api, c->req->peer, 0);
+  if (f && now - f->window_start < 60000 && f->count >= AUTH_FAILURES_PER_MIN) {
+    reply_error(c, 429, "too_many_requests", NULL,
+                "too many failed authentications from this address; wait a minute");
+    c->res->extra_headers = "Retry-After: 60\r\n";
+    return -1;
+  }
+  const char *auth = header(c->req, "authorization");
+  rp_err err;
+  rp_err_clear(&err);
+  if (auth && strncmp(auth, "Bearer ", 7) == 0 &&
+      rp_keys_verify(c->api->store, auth + 7, &c->key_id, c->role, sizeof c->role, &err) ==
+          RP_OK) {
+    c->perms = rp_role_permissions(c->role);
+    return 0;
+  }
+  f = failures_of(c->api, c->req->peer, 1);
+  if (now - f->window_start >= 60000) {
+    f->window_start = now;
+    f->count = 0;
+  }
+  f->count++;
+  reply_error(c, 401, "unauthorized", "authorization",
+              auth ? "invalid or revoked API key" : "send an API key: Authorization: Bearer rpk_...");
+  c->res->extra_headers = "WWW-Authenticate: Bearer\r\n";
+  return -1;
+}
+
+/* The one place where a route's permission is checked. */
+static int route_allowed(call *c, uint32_t need) {
+  if ((c->perms & need) == need) return 1;
+  char msg[160];
+  snprintf(msg, sizeof msg, "the role '%s' lacks the permission '%s'", c->role,
+           rp_api_permission_name(need));
+  reply_error(c, 403, "denied", NULL, msg);
+  return 0;
+}
+
+/* ---- events ------------------------------------------------------------------------- */
+
+/* Rewrites Segment-style fields into Rapport's names, in place: event ->
+ * type, userId -> external_id, anonymousId -> anonymous_id, messageId -> id,
+ * timestamp -> occurred_at; traits.email and traits.phone name the customer;
+ * Segment's envelope fields (a call type in "type", context, integrations,
+ * sentAt, ...) are dropped. */
+static void from_segment(cJSON *o) {
+  static const struct {
+    const char *from, *to;
+  } renames[] = {{"userId", "external_id"},
+                 {"anonymousId", "anonymous_id"},
+                 {"messageId", "id"},
+                 {"timestamp", "occurred_at"}};
+  static const char *const dropped[] = {"context", "integrations", "sentAt", "receivedAt",
+                                        "originalTimestamp", "version", "channel", "writeKey",
+                                        NULL};
+  cJSON *event = cJSON_GetObjectItemCaseSensitive(o, "event");
+  if (event) {
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "type"); /* "track", in Segment */
+    cJSON *t = cJSON_DetachItemViaPointer(o, event);
+    cJSON_AddItemToObject(o, "type", t);
+  }
+  for (size_t i = 0; i < sizeof renames / sizeof renames[0]; i++) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, renames[i].from);
+    if (!v || cJSON_GetObjectItemCaseSensitive(o, renames[i].to)) continue;
+    v = cJSON_DetachItemViaPointer(o, v);
+    if (cJSON_IsNull(v)) cJSON_Delete(v);
+    else cJSON_AddItemToObject(o, renames[i].to, v);
+  }
+  for (int i = 0; dropped[i]; i++) cJSON_DeleteItemFromObjectCaseSensitive(o, dropped[i]);
+  cJSON *traits = cJSON_DetachItemFromObjectCaseSensitive(o, "traits");
+  if (cJSON_IsObject(traits)) {
+    static const char *const ids[] = {"email", "phone", NULL};
+    for (int i = 0; ids[i]; i++) {
+      cJSON *v = cJSON_GetObjectItemCaseSensitive(traits, ids[i]);
+      if (cJSON_IsString(v) && !cJSON_GetObjectItemCaseSensitive(o, ids[i]))
+        cJSON_AddStringToObject(o, ids[i], v->valuestring);
+    }
+  }
+  cJSON_Delete(traits);
+}
+
+/* Appends one event object; fills *id and *dup, or err. */
+static int append_one(call *c, cJSON *obj, int64_t *id, int *dup, rp_err *err) {
+  if (!cJSON_IsObject(obj))
+    return rp_err_set(err, RP_EINVAL, NULL, "an event must be a JSON object");
+  from_segment(obj);
+  rp_event_in ev;
+  int rc = rp_event_from_json(obj, &ev, err);
+  if (rc) return rc;
+  if (!ev.source) ev.source = "http";
+  return rp_event_append(c->api->store, c->api->cfg, &ev, id, dup, err);
+}
+
+static void post_event(call *c) {
+  cJSON *obj = json_body(c);
+  if (!obj) return;
+  int64_t id = 0;
+  int dup = 0;
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = append_one(c, obj, &id, &dup, &err);
+  cJSON_Delete(obj);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
+  rp_runtime_kick(c->api->rt);
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddNumberToObject(out, "id", (double)id);
+  cJSON_AddBoolToObject(out, "duplicate", dup);
+  reply_json(c, dup ? 200 : 201, out);
+}
+
+static void post_batch(call *c) {
+  cJSON *body = json_body(c);
+  if (!body) return;
+  cJSON *list = cJSON_IsArray(body) ? body : cJSON_GetObjectItemCaseSensitive(body, "batch");
+  if (!cJSON_IsArray(list)) {
+    cJSON_Delete(body);
+    reply_error(c, 422, "invalid", "batch", "send {\"batch\": [event, ...]} or an array");
+    return;
+  }
+  int n = cJSON_GetArraySize(list);
+  if (n > BATCH_MAX_EVENTS) {
+    cJSON_Delete(body);
+    char msg[96];
+    snprintf(msg, sizeof msg, "%d events; a batch holds at most %d", n, BATCH_MAX_EVENTS);
+    reply_error(c, 413, "too_large", "batch", msg);
+    return;
+  }
+  rp_err err;
+  rp_err_clear(&err);
+  /* One transaction for the batch: accepted events are durable together,
+   * before the answer; a rejected one is rolled back alone (its own
+   * savepoint inside rp_event_append). */
+  if (rp_store_tx_begin(c->api->store, &err)) {
+    cJSON_Delete(body);
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *results = cJSON_CreateArray();
+  int accepted = 0, duplicates = 0, rejected = 0, index = 0;
+  cJSON *item;
+  cJSON_ArrayForEach(item, list) {
+    int64_t id = 0;
+    int dup = 0;
+    rp_err e;
+    rp_err_clear(&e);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddNumberToObject(r, "index", index++);
+    int rc = append_one(c, item, &id, &dup, &e);
+    if (rc == RP_OK) {
+      cJSON_AddStringToObject(r, "status", dup ? "duplicate" : "accepted");
+      cJSON_AddNumberToObject(r, "id", (double)id);
+      if (dup) duplicates++;
+      else accepted++;
+    } else if (rc == RP_EDB || rc == RP_ENOMEM || rc == RP_EIO) {
+      cJSON_Delete(r);
+      cJSON_Delete(results);
+      cJSON_Delete(body);
+      rp_store_tx_rollback(c->api->store);
+      reply_err(c, &e);
+      return;
+    } else {
+      cJSON_AddStringToObject(r, "status", "rejected");
+      cJSON *eo = cJSON_AddObjectToObject(r, "error");
+      cJSON_AddStringToObject(eo, "code", rp_err_name(e.code));
+      cJSON_AddStringToObject(eo, "message", e.msg);
+      if (e.field[0]) cJSON_AddStringToObject(eo, "field", e.field);
+      rejected++;
+    }
+    cJSON_AddItemToArray(results, r);
+  }
+  cJSON_Delete(body);
+  if (rp_store_tx_commit(c->api->store, &err)) {
+    rp_store_tx_rollback(c->api->store);
+    cJSON_Delete(results);
+    reply_err(c, &err);
+    return;
+  }
+  if (accepted) rp_runtime_kick(c->api->rt);
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddNumberToObject(out, "accepted", accepted);
+  cJSON_AddNumberToObject(out, "duplicate", duplicates);
+  cJSON_AddNumberToObject(out, "rejected", rejected);
+  cJSON_AddItemToObject(out, "results", results);
+  reply_json(c, 200, out);
+}
+
+/* ---- customers ------------------------------------------------------------------------ */
+
+static unsigned view_flags(const call *c) {
+  unsigned f = RP_VIEW_EVENTS;
+  if (c->perms & RP_API_PII_READ) f |= RP_VIEW_PII | RP_VIEW_CONSENT;
+  return f;
+}
+
+static void show_customer(call *c, int64_t id) {
+  cJSON *v = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_profile_view(c->api->store, id, view_flags(c), 10, &v, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  reply_json(c, 200, v);
+}
+
+/* The value of a query parameter (no percent-decoding beyond %40 for '@' and
+ * %2B for '+', the two an email or a phone needs). */
+static int query_param(const char *query, const char *name, char *out, size_t size) {
+  size_t nl = strlen(name);
+  for (const char *p = query; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+      size_t o = 0;
+      for (size_t i = nl + 1; i < len && o + 1 < size; i++) {
+        if (p[i] == '%' && i + 2 < len + 0 && (p[i + 1] == '4' && p[i + 2] == '0')) {
+          out[o++] = '@';
+          i += 2;
+        } else if (p[i] == '%' && i + 2 < len && p[i + 1] == '2' &&
+                   (p[i + 2] == 'B' || p[i + 2] == 'b')) {
+          out[o++] = '+';
+          i += 2;
+        } else {
+          out[o++] = p[i];
+        }
+      }
+      out[o] = '\0';
+      return 1;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  return 0;
+}
+
+static void find_customer(call *c) {
+  static const char *const kinds[] = {"email", "phone", "external_id", "anonymous_id", NULL};
+  char value[512];
+  for (int i = 0; kinds[i]; i++) {
+    if (!query_param(c->req->query, kinds[i], value, sizeof value)) continue;
+    if (i < 2 && !route_allowed(c, RP_API_PII_READ)) return;
+    int64_t id = 0;
+    rp_err err;
+    rp_err_clear(&err);
+    if (rp_profile_resolve(c->api->store, c->api->cfg, kinds[i], value, &id, &err)) {
+      reply_err(c, &err);
+      return;
+    }
+    show_customer(c, id);
+    return;
+  }
+  reply_error(c, 422, "invalid", "query",
+              "look a customer up with ?email=, ?phone=, ?external_id= or ?anonymous_id=");
+}
+
+/* ---- admin ---------------------------------------------------------------------------- */
+
+static void list_plugins(call *c) {
+  cJSON *list = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_host_list(rp_runtime_host(c->api->rt), &list, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  reply_json(c, 200, list);
+}
+
+/* ---- routing -------------------------------------------------------------------------- */
+
+/* "/v1/customers/123" -> 123 when path is prefix followed by a positive id. */
+static int64_t path_id(const char *path, const char *prefix) {
+  size_t n = strlen(prefix);
+  if (strncmp(path, prefix, n) != 0) return 0;
+  char *end;
+  long long v = strtoll(path + n, &end, 10);
+  return (*end == '\0' && v > 0 && path[n] >= '0' && path[n] <= '9') ? v : 0;
+}
+
+static void route(call *c) {
+  const char *m = c->req->method, *p = c->req->path;
+  if (strcmp(p, "/healthz") == 0) {
+    if (strcmp(m, "GET") != 0) {
+      reply_error(c, 405, "method_not_allowed", NULL, "GET /healthz");
+      return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    reply_json(c, 200, o);
+    return;
+  }
+  if (strncmp(p, "/v1/", 4) != 0) {
+    reply_error(c, 404, "not_found", NULL, "no such route");
+    return;
+  }
+  if (authenticate(c)) return;
+  int64_t id;
+  if (strcmp(p, "/v1/events") == 0 && strcmp(m, "POST") == 0) {
+    if (route_allowed(c, RP_API_EVENTS_WRITE)) post_event(c);
+  } else if (strcmp(p, "/v1/batch") == 0 && strcmp(m, "POST") == 0) {
+    if (route_allowed(c, RP_API_EVENTS_WRITE)) post_batch(c);
+  } else if (strcmp(p, "/v1/customers") == 0 && strcmp(m, "GET") == 0) {
+    if (route_allowed(c, RP_API_CUSTOMERS_READ)) find_customer(c);
+  } else if ((id = path_id(p, "/v1/customers/")) > 0 && strcmp(m, "GET") == 0) {
+    if (route_allowed(c, RP_API_CUSTOMERS_READ)) show_customer(c, id);
+  } else if (strcmp(p, "/v1/plugins") == 0 && strcmp(m, "GET") == 0) {
+    if (route_allowed(c, RP_API_ADMIN)) list_plugins(c);
+  } else {
+    reply_error(c, 404, "not_found", NULL, "no such route");
+  }
+}
+
+static void handle(void *ctx, const rp_http_request *req, rp_http_response *res) {
+  call c = {.api = ctx, .req = req, .res = res};
+  route(&c);
+  double ms = (double)(rp_clock_mono_ns() - req->started_ns) / 1e6;
+  char key[24] = "-";
+  if (c.key_id) snprintf(key, sizeof key, "%" PRId64, c.key_id);
+  rp_log(RP_LOG_INFO, "http", "%s %s %d %.1fms key=%s", req->method, req->path, res->status,
+         ms, key);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------ */
+
+static void on_stop(void *ctx) {
+  rp_api_http *api = ctx;
+  rp_http_stop(api->server);
+  api->server = NULL; /* it frees itself once its connections are closed */
+}
+
+int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, const char *listen,
+                      rp_api_http **out, rp_err *err) {
+  *out = NULL;
+  rp_api_http *api = calloc(1, sizeof *api);
+  if (!api) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  api->rt = rt;
+  api->store = store;
+  api->cfg = cfg;
+  int rc = rp_http_start(rp_runtime_loop(rt), listen, NULL, handle, api, &api->server, err);
+  if (rc) {
+    free(api);
+    return rc;
+  }
+  rp_runtime_set_stop_hook(rt, on_stop, api);
+  *out = api;
+  return RP_OK;
+}
+
+int rp_api_http_port(const rp_api_http *api) { return api ? rp_http_port(api->server) : 0; }
+
+void rp_api_http_free(rp_api_http *api) { free(api); }

@@ -1,0 +1,80 @@
+/* http: an HTTP/1.1 server on the libuv loop, parsing with Debian's
+ * http-parser (nodejs/http-parser), answering with JSON.
+ *
+ * It owns connections and their limits: keep-alive and pipelining (answers
+ * go out in request order), chunked request bodies, a cap on header and body
+ * sizes (431 and 413), an idle timeout that also ends slow clients, a cap on
+ * open connections, and a graceful stop (no new connections; open ones close
+ * once their answers are written). It knows nothing of routes or JSON
+ * content: every complete request goes to the handler, synchronously, on the
+ * loop thread, and the handler fills the response.
+ *
+ * Ownership: the request is borrowed for the handler call; the handler puts
+ * a malloc'ed body in res->body, which the server frees. */
+#ifndef RP_HTTP_H
+#define RP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "err.h"
+
+enum {
+  RP_HTTP_MAX_HEADERS = 64,         /* header lines kept per request */
+  RP_HTTP_MAX_HEADER_BYTES = 16384, /* request line and headers together */
+};
+
+typedef struct rp_http_header {
+  const char *name; /* lower-cased */
+  const char *value;
+} rp_http_header;
+
+typedef struct rp_http_request {
+  const char *method;   /* "GET", "POST", ... */
+  const char *path;     /* the URL's path, percent-decoding not applied */
+  const char *query;    /* after '?', or "" */
+  const rp_http_header *headers;
+  int n_headers;
+  const char *body;     /* NUL-terminated; "" when none */
+  size_t body_len;
+  const char *peer;     /* client address, "ip:port" */
+  uint64_t started_ns;  /* monotonic time the request was complete */
+} rp_http_request;
+
+typedef struct rp_http_response {
+  int status;
+  char *body;                 /* malloc'ed, freed by the server; NULL for none */
+  size_t body_len;
+  const char *content_type;   /* static; default "application/json" */
+  const char *extra_headers;  /* static "Name: value\r\n..." or NULL */
+} rp_http_response;
+
+/* The handler: fills res (status 0 means 500). */
+typedef void (*rp_http_handler)(void *ctx, const rp_http_request *req, rp_http_response *res);
+
+typedef struct rp_http_limits {
+  size_t max_body;          /* bytes; default 1 MiB */
+  int max_connections;      /* default 1024 */
+  uint64_t idle_timeout_ms; /* default 30000: also the time a slow request may take */
+} rp_http_limits;
+
+typedef struct rp_http_server rp_http_server;
+
+/* Listens on addr ("127.0.0.1:8080", "[::1]:8080", port 0 for any free
+ * one). limits may be NULL (defaults). RP_EINVAL for a bad address, RP_EIO
+ * when it cannot bind (the message names the address and the reason). */
+int rp_http_start(uv_loop_t *loop, const char *addr, const rp_http_limits *limits,
+                  rp_http_handler handler, void *ctx, rp_http_server **out, rp_err *err);
+
+/* The port actually bound (useful with port 0). */
+int rp_http_port(const rp_http_server *s);
+
+/* Stops accepting; open connections close after their pending answers;
+ * the server frees itself when the last handle is closed (run the loop). */
+void rp_http_stop(rp_http_server *s);
+
+/* The reason phrase of a status ("Not Found"). */
+const char *rp_http_reason(int status);
+
+#endif

@@ -1,0 +1,190 @@
+/* keys: see keys.h. Secrets come from OpenSSL's RAND_bytes, hashes from its
+ * SHA-256, comparison from CRYPTO_memcmp. */
+#include "keys.h"
+
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+
+#define SECRET_BYTES 32
+
+static const struct {
+  const char *name;
+  uint32_t perms;
+} roles[] = {
+    {"admin", RP_API_EVENTS_WRITE | RP_API_CUSTOMERS_READ | RP_API_PII_READ |
+                  RP_API_CUSTOMERS_WRITE | RP_API_ADMIN},
+    {"operator",
+     RP_API_EVENTS_WRITE | RP_API_CUSTOMERS_READ | RP_API_PII_READ | RP_API_CUSTOMERS_WRITE},
+    /* aggregates and segments, no PII */
+    {"analyst", RP_API_CUSTOMERS_READ},
+    /* customers, to help them: read with contact details, change consent */
+    {"support", RP_API_CUSTOMERS_READ | RP_API_PII_READ | RP_API_CUSTOMERS_WRITE},
+    /* only the routes of its plugin */
+    {"partner", 0},
+};
+
+int rp_role_valid(const char *role) {
+  for (size_t i = 0; role && i < sizeof roles / sizeof roles[0]; i++)
+    if (strcmp(roles[i].name, role) == 0) return 1;
+  return 0;
+}
+
+uint32_t rp_role_permissions(const char *role) {
+  for (size_t i = 0; role && i < sizeof roles / sizeof roles[0]; i++)
+    if (strcmp(roles[i].name, role) == 0) return roles[i].perms;
+  return 0;
+}
+
+const char *rp_api_permission_name(uint32_t bit) {
+  switch (bit) {
+  case RP_API_EVENTS_WRITE: return "events:write";
+  case RP_API_CUSTOMERS_READ: return "customers:read";
+  case RP_API_PII_READ: return "pii:read";
+  case RP_API_CUSTOMERS_WRITE: return "customers:write";
+  case RP_API_ADMIN: return "admin";
+  default: return "?";
+  }
+}
+
+static void hex(const unsigned char *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+int rp_keys_create(rp_store *s, const char *role, const char *name, const char *plugin,
+                   int64_t *id, char key[RP_KEY_TEXT], rp_err *err) {
+  if (!rp_role_valid(role))
+    return rp_err_set(err, RP_EINVAL, "role",
+                      "unknown role \"%s\" (admin, operator, analyst, support or partner)",
+                      role ? role : "");
+  if (strcmp(role, "partner") == 0 && (!plugin || !plugin[0]))
+    return rp_err_set(err, RP_EINVAL, "plugin", "a partner key names its plugin");
+  if (strcmp(role, "partner") != 0 && plugin)
+    return rp_err_set(err, RP_EINVAL, "plugin", "only a partner key names a plugin");
+  if (name && strlen(name) > 128)
+    return rp_err_set(err, RP_EINVAL, "name", "a key name has at most 128 characters");
+  unsigned char secret[SECRET_BYTES], digest[SHA256_DIGEST_LENGTH];
+  if (RAND_bytes(secret, sizeof secret) != 1)
+    return rp_err_set(err, RP_EIO, NULL, "no randomness available for a key");
+  char secret_hex[2 * SECRET_BYTES + 1];
+  hex(secret, sizeof secret, secret_hex);
+  SHA256((const unsigned char *)secret_hex, strlen(secret_hex), digest);
+  OPENSSL_cleanse(secret, sizeof secret);
+
+  int rc = rp_store_tx_begin(s, err);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  rc = rp_store_prepare(s, "INSERT INTO api_keys(name, role, plugin, secret_sha256, created_at) "
+                           "VALUES(coalesce(?1, ''), ?2, ?3, ?4, ?5)", &st, err);
+  if (rc == RP_OK) {
+    if (name) sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+    if (plugin) sqlite3_bind_text(st, 3, plugin, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, digest, sizeof digest, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, rp_clock_now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "create key", err);
+    rp_store_done(st);
+  }
+  int64_t new_id = sqlite3_last_insert_rowid(rp_store_db(s));
+  if (rc == RP_OK && !name) {
+    char auto_name[32];
+    snprintf(auto_name, sizeof auto_name, "key %" PRId64, new_id);
+    if ((rc = rp_store_prepare(s, "UPDATE api_keys SET name = ?2 WHERE id = ?1", &st, err)) ==
+        RP_OK) {
+      sqlite3_bind_int64(st, 1, new_id);
+      sqlite3_bind_text(st, 2, auto_name, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "name key", err);
+      rp_store_done(st);
+    }
+  }
+  if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
+  if (rc) {
+    rp_store_tx_rollback(s);
+    OPENSSL_cleanse(secret_hex, sizeof secret_hex);
+    return rc;
+  }
+  snprintf(key, RP_KEY_TEXT, "rpk_%" PRId64 "_%s", new_id, secret_hex);
+  OPENSSL_cleanse(secret_hex, sizeof secret_hex);
+  if (id) *id = new_id;
+  return RP_OK;
+}
+
+int rp_keys_list(rp_store *s, cJSON **out, rp_err *err) {
+  *out = NULL;
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, "SELECT id, name, role, plugin, created_at, last_used_at, "
+                               "revoked_at FROM api_keys ORDER BY id", &st, err);
+  if (rc) return rc;
+  cJSON *arr = cJSON_CreateArray();
+  static const char *const cols[] = {"id", "name", "role", "plugin", "created_at",
+                                     "last_used_at", "revoked_at"};
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < 7; i++) {
+      switch (sqlite3_column_type(st, i)) {
+      case SQLITE_NULL: cJSON_AddNullToObject(o, cols[i]); break;
+      case SQLITE_INTEGER:
+        cJSON_AddNumberToObject(o, cols[i], (double)sqlite3_column_int64(st, i));
+        break;
+      default:
+        cJSON_AddStringToObject(o, cols[i], (const char *)sqlite3_column_text(st, i));
+      }
+    }
+    cJSON_AddItemToArray(arr, o);
+  }
+  rp_store_done(st);
+  *out = arr;
+  return RP_OK;
+}
+
+int rp_keys_revoke(rp_store *s, int64_t id, rp_err *err) {
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND "
+                               "revoked_at IS NULL", &st, err);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int64(st, 2, rp_clock_now_ms());
+  if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "revoke key", err);
+  else if (sqlite3_changes(rp_store_db(s)) == 0)
+    rc = rp_err_set(err, RP_ENOTFOUND, "id", "no active key %" PRId64, id);
+  rp_store_done(st);
+  return rc;
+}
+
+int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t role_size,
+                   rp_err *err) {
+  const char *bad = "invalid or revoked API key";
+  if (!key || strncmp(key, "rpk_", 4) != 0) return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
+  char *end;
+  long long kid = strtoll(key + 4, &end, 10);
+  if (kid <= 0 || *end != '_' || strlen(end + 1) != 2 * SECRET_BYTES)
+    return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256((const unsigned char *)end + 1, 2 * SECRET_BYTES, digest);
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, "SELECT secret_sha256, role, revoked_at IS NULL FROM api_keys "
+                               "WHERE id = ?1", &st, err);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, kid);
+  int ok = 0;
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)sizeof digest) {
+    const void *stored = sqlite3_column_blob(st, 0);
+    ok = CRYPTO_memcmp(stored, digest, sizeof digest) == 0 && sqlite3_column_int(st, 2);
+    if (ok) snprintf(role, role_size, "%s", (const char *)sqlite3_column_text(st, 1));
+  }
+  rp_store_done(st);
+  if (!ok) return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
+  *id = kid;
+  return RP_OK;
+}

@@ -1,0 +1,196 @@
+# http.sh: the HTTP API against a real `rapport serve` on a loopback port:
+# keys and roles, events and batches (Segment-style fields, idempotence,
+# per-event results), customer lookups with and without PII, JSON errors,
+# limits, keep-alive and pipelining, rate-limited authentication, graceful
+# stop. Requests are sent with Python's http.client and raw sockets.
+. "$(dirname "$0")/lib.sh" "$@"
+
+assert_exit 0 "$RAPPORT" init --enable activity
+assert_exit 0 "$RAPPORT" keys create --role operator --name ingest
+OPERATOR=$OUT
+assert_contains "$ERR" "shown only now"
+assert_exit 0 "$RAPPORT" keys create --role analyst
+ANALYST=$OUT
+assert_exit 0 "$RAPPORT" --json keys create --role admin
+ADMIN=$(json_get "$OUT" key)
+assert_exit 1 "$RAPPORT" keys create --role root
+assert_exit 1 "$RAPPORT" keys create --role partner
+# Only a hash is stored.
+assert_eq "$(sql "SELECT count(*) FROM api_keys WHERE instr(secret_sha256, '${OPERATOR##*_}') > 0")" 0 "secret stored"
+assert_exit 0 "$RAPPORT" keys list
+assert_contains "$OUT" "ingest"
+assert_not_contains "$OUT" "${OPERATOR##*_}"
+
+RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
+pid=$!
+PORT=
+for _ in $(seq 1 100); do
+  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/serve.err")
+  [ -n "$PORT" ] && break
+  sleep 0.05
+done
+[ -n "$PORT" ] || fail "serve did not start: $(cat "$TMP/serve.err")"
+
+# call METHOD PATH KEY [BODY [CONTENT-TYPE]]: sets STATUS and BODY.
+call() {
+  local out
+  out=$(python3 - "$PORT" "$@" <<'EOF'
+import http.client, sys
+port, method, path, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+body = sys.argv[5] if len(sys.argv) > 5 else None
+ctype = sys.argv[6] if len(sys.argv) > 6 else "application/json"
+h = {"Content-Type": ctype}
+if key != "-": h["Authorization"] = "Bearer " + key
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+c.request(method, path, body=body, headers=h)
+r = c.getresponse()
+print(r.status)
+print(r.read().decode())
+EOF
+  ) || fail "request failed: $*"
+  STATUS=$(printf '%s\n' "$out" | head -1)
+  BODY=$(printf '%s\n' "$out" | tail -n +2)
+}
+
+call GET /healthz -
+assert_eq "$STATUS" 200 healthz
+assert_eq "$(json_get "$BODY" status)" ok
+
+# --- authentication --------------------------------------------------------------
+call GET /v1/customers/1 -
+assert_eq "$STATUS" 401 "no key"
+assert_eq "$(json_get "$BODY" error.code)" unauthorized
+call GET /v1/customers/1 "rpk_1_0000000000000000000000000000000000000000000000000000000000000000"
+assert_eq "$STATUS" 401 "wrong secret"
+
+# --- events -------------------------------------------------------------------------
+call POST /v1/events "$OPERATOR" '{"event": "order.placed", "type": "track", "userId": "U1", "messageId": "m-1", "timestamp": "2026-03-01T10:00:00Z", "properties": {"amount": 500}, "context": {"ip": "10.0.0.1"}}'
+assert_eq "$STATUS" 201 "event accepted"
+assert_eq "$(json_get "$BODY" duplicate)" false
+call POST /v1/events "$OPERATOR" '{"event": "order.placed", "userId": "U1", "messageId": "m-1"}'
+assert_eq "$STATUS" 200 "duplicate"
+assert_eq "$(json_get "$BODY" duplicate)" true
+assert_eq "$(sql "SELECT count(*) FROM events WHERE event_id = 'm-1'")" 1 "stored once"
+assert_eq "$(sql "SELECT occurred_at FROM events WHERE event_id = 'm-1'")" 1772359200000 "Segment timestamp"
+assert_eq "$(sql "SELECT properties FROM events WHERE event_id = 'm-1'")" '{"amount":500}' "context dropped"
+call POST /v1/events "$OPERATOR" '{"type": "Bad Type", "email": "a@example.com"}'
+assert_eq "$STATUS" 422 "bad type"
+assert_eq "$(json_get "$BODY" error.field)" type
+call POST /v1/events "$OPERATOR" '{"type": "x", "email": '
+assert_eq "$STATUS" 400 "malformed JSON"
+assert_eq "$(json_get "$BODY" error.code)" invalid_json
+call POST /v1/events "$OPERATOR" 'type=x' 'application/x-www-form-urlencoded'
+assert_eq "$STATUS" 415 "content type"
+call POST /v1/events "$ANALYST" '{"type": "x", "email": "a@example.com"}'
+assert_eq "$STATUS" 403 "analyst cannot ingest"
+assert_contains "$(json_get "$BODY" error.message)" "events:write"
+
+call POST /v1/batch "$OPERATOR" '{"batch": [{"type": "page.viewed", "email": "Ana@Example.com"}, {"type": "Bad Type", "email": "a@example.com"}, {"event": "order.placed", "userId": "U1", "messageId": "m-1"}]}'
+assert_eq "$STATUS" 200 batch
+assert_eq "$(json_get "$BODY" accepted)" 1
+assert_eq "$(json_get "$BODY" rejected)" 1
+assert_eq "$(json_get "$BODY" results.1.status)" rejected
+assert_eq "$(json_get "$BODY" results.1.error.field)" type
+assert_eq "$(json_get "$BODY" results.2.status)" duplicate
+BIG=$(python3 -c 'import json; print(json.dumps([{"type": "t", "external_id": "B"}] * 1001))')
+call POST /v1/batch "$OPERATOR" "$BIG"
+assert_eq "$STATUS" 413 "batch over 1000"
+assert_eq "$(sql "SELECT count(*) FROM events WHERE type <> 'customer.follow_up_due'")" 2 "events after the batches"
+
+# --- customers: PII by role ----------------------------------------------------------
+CID=$(sql "SELECT customer_id FROM customer_identities WHERE value = 'ana@example.com'")
+call GET "/v1/customers/$CID" "$OPERATOR"
+assert_eq "$STATUS" 200 "operator reads"
+assert_eq "$(json_get "$BODY" identities.email.0)" ana@example.com
+call GET "/v1/customers/$CID" "$ANALYST"
+assert_eq "$STATUS" 200 "analyst reads"
+assert_not_contains "$BODY" "ana@example.com"
+call GET "/v1/customers?email=ana%40example.com" "$OPERATOR"
+assert_eq "$(json_get "$BODY" id)" "$CID" "lookup by email"
+call GET "/v1/customers?email=ana%40example.com" "$ANALYST"
+assert_eq "$STATUS" 403 "analyst cannot look up by email"
+call GET "/v1/customers?external_id=U1" "$ANALYST"
+assert_eq "$STATUS" 200 "analyst looks up by external id"
+call GET /v1/customers/999999 "$OPERATOR"
+assert_eq "$STATUS" 404 "unknown customer"
+call GET /v1/plugins "$OPERATOR"
+assert_eq "$STATUS" 403 "operator is not admin"
+call GET /v1/plugins "$ADMIN"
+assert_eq "$STATUS" 200 "admin lists plugins"
+assert_eq "$(json_get "$BODY" 0.name)" activity
+call GET /v1/nowhere "$ADMIN"
+assert_eq "$STATUS" 404 "unknown route"
+
+# --- the wire: limits, keep-alive, pipelining ---------------------------------------------
+python3 - "$PORT" "$OPERATOR" <<'EOF' || fail "wire checks failed"
+import socket, sys
+port, key = int(sys.argv[1]), sys.argv[2]
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+def read_all(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk: return data
+        data += chunk
+# Two pipelined requests on one connection, answered in order.
+s = conn()
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = read_all(s).decode()
+assert data.count("HTTP/1.1 ") == 2, data
+assert data.index("200 OK") < data.index("404 Not Found"), data
+# A body over the limit: 413 before it is read.
+s = conn()
+s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Authorization: Bearer " + key.encode() + b"\r\nContent-Length: 5000000\r\n\r\n")
+data = read_all(s).decode()
+assert data.startswith("HTTP/1.1 413"), data
+# Headers over the limit: 431.
+s = conn()
+s.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+data = read_all(s).decode()
+assert data.startswith("HTTP/1.1 431"), data
+# Garbage: 400 and the connection closes.
+s = conn()
+s.sendall(b"HELLO THERE\r\n\r\n")
+data = read_all(s).decode()
+assert data.startswith("HTTP/1.1 400"), data
+# A chunked body.
+s = conn()
+body = b'{"type": "chunked.event", "external_id": "CH"}'
+s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Authorization: Bearer " + key.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
+          b"Connection: close\r\n\r\n" + (b"%x\r\n" % 10) + body[:10] + b"\r\n" +
+          (b"%x\r\n" % (len(body) - 10)) + body[10:] + b"\r\n0\r\n\r\n")
+data = read_all(s).decode()
+assert data.startswith("HTTP/1.1 201"), data
+# Many connections at once, all answered.
+socks = [conn() for _ in range(200)]
+for s in socks: s.sendall(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+for s in socks:
+    assert read_all(s).decode().startswith("HTTP/1.1 200")
+print("wire ok")
+EOF
+assert_eq "$(sql "SELECT count(*) FROM events WHERE type = 'chunked.event'")" 1 "chunked event"
+
+# --- a revoked key stops at once (from another process) --------------------------------------
+ANALYST_ID=$(sql "SELECT id FROM api_keys WHERE role = 'analyst'")
+assert_exit 0 "$RAPPORT" keys revoke "$ANALYST_ID"
+call GET "/v1/customers/$CID" "$ANALYST"
+assert_eq "$STATUS" 401 "revoked key"
+
+# --- failed authentications are rate-limited ------------------------------------------------
+for _ in $(seq 1 20); do call GET /v1/customers/1 "rpk_9_bad"; done
+call GET /v1/customers/1 "$OPERATOR"
+assert_eq "$STATUS" 429 "rate limited after 20 failures"
+
+# --- graceful stop ----------------------------------------------------------------------------
+kill -TERM "$pid"
+wait "$pid" || fail "serve exited with $? after SIGTERM"
+assert_contains "$(cat "$TMP/serve.err")" "POST /v1/events 201"
+assert_not_contains "$(cat "$TMP/serve.err")" "${OPERATOR##*_}"
+assert_not_contains "$(cat "$TMP/serve.err")" "ana@example.com"
+# The dispatched events reached the plugin.
+assert_eq "$(sql "SELECT sum(touches) FROM activity_customers")" 2 "events dispatched"
+echo "http: ok"
