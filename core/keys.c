@@ -186,5 +186,15 @@ int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t
   rp_store_done(st);
   if (!ok) return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
   *id = kid;
+  /* last_used_at to the minute: one small write a minute per key at most. */
+  int64_t now = rp_clock_now_ms();
+  if (rp_store_prepare(s, "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND "
+                          "(last_used_at IS NULL OR last_used_at < ?2 - 60000)", &st, NULL) ==
+      RP_OK) {
+    sqlite3_bind_int64(st, 1, kid);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_step(st); /* best effort: a busy database must not refuse the request */
+    rp_store_done(st);
+  }
   return RP_OK;
 }

@@ -45,7 +45,8 @@ int rp_keys_list(rp_store *s, cJSON **out, rp_err *err);
 /* Revokes key id: it stops working at once. RP_ENOTFOUND when unknown. */
 int rp_keys_revoke(rp_store *s, int64_t id, rp_err *err);
 
-/* Checks a presented key. RP_OK with *id and role (at least 16 bytes);
+/* Checks a presented key and notes when it was last used (to the minute).
+ * RP_OK with *id and role (at least 16 bytes);
  * RP_EDENIED for a malformed, unknown, wrong or revoked key (one message for
  * all, so that it tells an attacker nothing). */
 int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t role_size,

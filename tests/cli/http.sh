@@ -54,6 +54,7 @@ EOF
 
 call GET /healthz -
 assert_eq "$STATUS" 200 healthz
+assert_eq "$(sql "SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL")" 0 "unused keys"
 assert_eq "$(json_get "$BODY" status)" ok
 
 # --- authentication --------------------------------------------------------------
@@ -69,6 +70,7 @@ assert_eq "$STATUS" 201 "event accepted"
 assert_eq "$(json_get "$BODY" duplicate)" false
 call POST /v1/events "$OPERATOR" '{"event": "order.placed", "userId": "U1", "messageId": "m-1"}'
 assert_eq "$STATUS" 200 "duplicate"
+assert_eq "$(sql "SELECT name FROM api_keys WHERE last_used_at IS NOT NULL")" ingest "last used"
 assert_eq "$(json_get "$BODY" duplicate)" true
 assert_eq "$(sql "SELECT count(*) FROM events WHERE event_id = 'm-1'")" 1 "stored once"
 assert_eq "$(sql "SELECT occurred_at FROM events WHERE event_id = 'm-1'")" 1772359200000 "Segment timestamp"
