@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus.h"
 #include "clock.h"
 #include "event.h"
 #include "host.h"
@@ -399,9 +400,180 @@ static void find_customer(call *c) {
               "look a customer up with ?email=, ?phone=, ?external_id= or ?anonymous_id=");
 }
 
-/* ---- admin ---------------------------------------------------------------------------- */
+/* The customer id of a path's {id}, followed to its survivor; answers 404
+ * and returns 0 when there is none. */
+static int64_t customer_of(call *c, int64_t id) {
+  int64_t survivor = 0;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_profile_canonical(c->api->store, id, &survivor, &err)) {
+    reply_err(c, &err);
+    return 0;
+  }
+  return survivor;
+}
 
-static void list_plugins(call *c) {
+/* POST /v1/identify: identities, traits (as attributes) and consent of one
+ * customer, Segment's identify or Rapport's upsert object. */
+static void post_identify(call *c, int64_t unused) {
+  (void)unused;
+  cJSON *obj = json_body(c);
+  if (!obj) return;
+  if (!cJSON_IsObject(obj)) {
+    cJSON_Delete(obj);
+    reply_error(c, 422, "invalid", NULL, "send a JSON object");
+    return;
+  }
+  /* Segment: userId, anonymousId, traits {email, phone, ...}. */
+  cJSON *v;
+  if ((v = cJSON_DetachItemFromObjectCaseSensitive(obj, "userId")))
+    cJSON_AddItemToObject(obj, "external_id", v);
+  if ((v = cJSON_DetachItemFromObjectCaseSensitive(obj, "anonymousId")))
+    cJSON_AddItemToObject(obj, "anonymous_id", v);
+  static const char *const envelope[] = {"type", "messageId", "timestamp", "context",
+                                         "integrations", "sentAt", "receivedAt",
+                                         "originalTimestamp", "version", "channel", NULL};
+  for (int i = 0; envelope[i]; i++) cJSON_DeleteItemFromObjectCaseSensitive(obj, envelope[i]);
+  cJSON *traits = cJSON_DetachItemFromObjectCaseSensitive(obj, "traits");
+  if (cJSON_IsObject(traits)) {
+    static const char *const ids[] = {"email", "phone", NULL};
+    for (int i = 0; ids[i]; i++)
+      if ((v = cJSON_DetachItemFromObjectCaseSensitive(traits, ids[i])) &&
+          !cJSON_GetObjectItemCaseSensitive(obj, ids[i]))
+        cJSON_AddItemToObject(obj, ids[i], v);
+      else
+        cJSON_Delete(v);
+    cJSON *attrs = cJSON_GetObjectItemCaseSensitive(obj, "attributes");
+    if (!attrs) attrs = cJSON_AddObjectToObject(obj, "attributes");
+    cJSON *t;
+    while ((t = traits->child)) {
+      t = cJSON_DetachItemViaPointer(traits, t);
+      if (cJSON_GetObjectItemCaseSensitive(attrs, t->string)) cJSON_Delete(t);
+      else cJSON_AddItemToObject(attrs, t->string, t);
+    }
+  }
+  cJSON_Delete(traits);
+  rp_upsert res;
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_profile_upsert(c->api->store, c->api->cfg, obj, "http", &res, &err);
+  cJSON_Delete(obj);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddNumberToObject(out, "id", (double)res.customer_id);
+  cJSON_AddBoolToObject(out, "created", res.created);
+  cJSON_AddBoolToObject(out, "updated", res.updated);
+  cJSON_AddNumberToObject(out, "merged", res.merged);
+  reply_json(c, res.created ? 201 : 200, out);
+}
+
+static void get_customer(call *c, int64_t id) { show_customer(c, id); }
+
+static void get_customer_list(call *c, int64_t unused) {
+  (void)unused;
+  find_customer(c);
+}
+
+/* PATCH /v1/customers/{id}: {"attributes": {...}} (null deletes), all or
+ * nothing. */
+static void patch_customer(call *c, int64_t id) {
+  if (!(id = customer_of(c, id))) return;
+  cJSON *obj = json_body(c);
+  if (!obj) return;
+  cJSON *attrs = cJSON_GetObjectItemCaseSensitive(obj, "attributes");
+  const cJSON *k;
+  int only_attrs = cJSON_IsObject(obj);
+  cJSON_ArrayForEach(k, obj) if (strcmp(k->string, "attributes") != 0) only_attrs = 0;
+  if (!only_attrs || !cJSON_IsObject(attrs)) {
+    cJSON_Delete(obj);
+    reply_error(c, 422, "invalid", "attributes",
+                "send {\"attributes\": {...}}; identities change through /v1/identify");
+    return;
+  }
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_profile_set_attributes(c->api->store, id, attrs, &err);
+  cJSON_Delete(obj);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
+  show_customer(c, id);
+}
+
+/* PUT /v1/customers/{id}/consent: {"email": true | {"granted", "source",
+ * "at"}, ...}, recorded with its history. */
+static void put_consent(call *c, int64_t id) {
+  if (!(id = customer_of(c, id))) return;
+  cJSON *obj = json_body(c);
+  if (!obj) return;
+  if (!cJSON_IsObject(obj) || !obj->child) {
+    cJSON_Delete(obj);
+    reply_error(c, 422, "invalid", "consent", "send {\"email\": true, ...}");
+    return;
+  }
+  cJSON *in = cJSON_CreateObject();
+  cJSON_AddNumberToObject(in, "id", (double)id);
+  cJSON_AddItemToObject(in, "consent", obj);
+  rp_upsert res;
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_profile_upsert(c->api->store, c->api->cfg, in, "http", &res, &err);
+  cJSON_Delete(in);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
+  show_customer(c, id);
+}
+
+/* GET /v1/customers/{id}/events?limit=N&before=EVENT_ID: newest first; the
+ * answer's next_before continues the listing. */
+static void get_timeline(call *c, int64_t id) {
+  if (!(id = customer_of(c, id))) return;
+  char v[32];
+  long limit = 50;
+  long long before = 0;
+  if (query_param(c->req->query, "limit", v, sizeof v)) {
+    char *end;
+    limit = strtol(v, &end, 10);
+    if (*end || limit < 1 || limit > 1000) {
+      reply_error(c, 422, "invalid", "limit", "limit is 1 to 1000");
+      return;
+    }
+  }
+  if (query_param(c->req->query, "before", v, sizeof v)) {
+    char *end;
+    before = strtoll(v, &end, 10);
+    if (*end || before < 1) {
+      reply_error(c, 422, "invalid", "before", "before is an event id from next_before");
+      return;
+    }
+  }
+  cJSON *events = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_event_timeline(c->api->store, id, before, (int)limit, &events, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *out = cJSON_CreateObject();
+  int n = cJSON_GetArraySize(events);
+  if (n == limit) {
+    cJSON *last = cJSON_GetArrayItem(events, n - 1);
+    cJSON_AddNumberToObject(out, "next_before", cJSON_GetObjectItem(last, "id")->valuedouble);
+  } else {
+    cJSON_AddNullToObject(out, "next_before");
+  }
+  cJSON_AddItemToObject(out, "events", events);
+  reply_json(c, 200, out);
+}
+
+static void get_plugins(call *c, int64_t unused) {
+  (void)unused;
   cJSON *list = NULL;
   rp_err err;
   rp_err_clear(&err);
@@ -412,15 +584,123 @@ static void list_plugins(call *c) {
   reply_json(c, 200, list);
 }
 
+static void get_jobs(call *c, int64_t unused) {
+  (void)unused;
+  sqlite3_stmt *st;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_store_prepare(c->api->store,
+                       "SELECT id, owner, name, kind, spec, target, next_run_at, last_run_at, "
+                       "enabled, missed FROM jobs WHERE kind <> 'at' ORDER BY owner, name",
+                       &st, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *arr = cJSON_CreateArray();
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    cJSON *o = cJSON_CreateObject();
+    static const char *const cols[] = {"id", "owner", "name", "kind", "spec", "target",
+                                       "next_run_at", "last_run_at", "enabled", "missed"};
+    for (int i = 0; i < 10; i++) {
+      int t = sqlite3_column_type(st, i);
+      if (t == SQLITE_NULL) cJSON_AddNullToObject(o, cols[i]);
+      else if (t == SQLITE_INTEGER)
+        cJSON_AddNumberToObject(o, cols[i], (double)sqlite3_column_int64(st, i));
+      else cJSON_AddStringToObject(o, cols[i], (const char *)sqlite3_column_text(st, i));
+    }
+    cJSON_AddItemToArray(arr, o);
+  }
+  rp_store_done(st);
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddItemToObject(out, "jobs", arr);
+  if (rp_store_prepare(c->api->store, "SELECT count(*) FROM jobs WHERE kind = 'at'", &st, &err) ==
+      RP_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW)
+      cJSON_AddNumberToObject(out, "pending_one_shots", (double)sqlite3_column_int64(st, 0));
+    rp_store_done(st);
+  }
+  reply_json(c, 200, out);
+}
+
+static void get_dlq(call *c, int64_t unused) {
+  (void)unused;
+  char plugin[64] = "";
+  query_param(c->req->query, "plugin", plugin, sizeof plugin);
+  cJSON *list = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_dlq_list(c->api->store, plugin[0] ? plugin : NULL, 0, 1000, &list, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  reply_json(c, 200, list);
+}
+
+static void post_dlq_retry(call *c, int64_t id) {
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_dlq_retry(rp_runtime_host(c->api->rt), id, &err);
+  if (rc == RP_ENOTFOUND) {
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddNumberToObject(out, "id", (double)id);
+  cJSON_AddStringToObject(out, "status", rc == RP_OK ? "retried" : "failed");
+  if (rc) cJSON_AddStringToObject(out, "error", err.msg);
+  reply_json(c, rc == RP_OK ? 200 : 409, out);
+}
+
+static void post_event_route(call *c, int64_t unused) {
+  (void)unused;
+  post_event(c);
+}
+
+static void post_batch_route(call *c, int64_t unused) {
+  (void)unused;
+  post_batch(c);
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
-/* "/v1/customers/123" -> 123 when path is prefix followed by a positive id. */
-static int64_t path_id(const char *path, const char *prefix) {
-  size_t n = strlen(prefix);
-  if (strncmp(path, prefix, n) != 0) return 0;
-  char *end;
-  long long v = strtoll(path + n, &end, 10);
-  return (*end == '\0' && v > 0 && path[n] >= '0' && path[n] <= '9') ? v : 0;
+/* Every route, the permission it needs, and its handler. A pattern is a
+ * literal path, where "{id}" stands for a positive integer. */
+static const struct route {
+  const char *method, *pattern;
+  uint32_t perm;
+  void (*fn)(call *c, int64_t id);
+} routes[] = {
+    {"POST", "/v1/events", RP_API_EVENTS_WRITE, post_event_route},
+    {"POST", "/v1/batch", RP_API_EVENTS_WRITE, post_batch_route},
+    {"POST", "/v1/identify", RP_API_CUSTOMERS_WRITE, post_identify},
+    {"GET", "/v1/customers", RP_API_CUSTOMERS_READ, get_customer_list},
+    {"GET", "/v1/customers/{id}", RP_API_CUSTOMERS_READ, get_customer},
+    {"PATCH", "/v1/customers/{id}", RP_API_CUSTOMERS_WRITE, patch_customer},
+    {"GET", "/v1/customers/{id}/events", RP_API_CUSTOMERS_READ, get_timeline},
+    {"PUT", "/v1/customers/{id}/consent", RP_API_CUSTOMERS_WRITE, put_consent},
+    {"GET", "/v1/plugins", RP_API_ADMIN, get_plugins},
+    {"GET", "/v1/jobs", RP_API_ADMIN, get_jobs},
+    {"GET", "/v1/dlq", RP_API_ADMIN, get_dlq},
+    {"POST", "/v1/dlq/{id}/retry", RP_API_ADMIN, post_dlq_retry},
+};
+
+/* Matches path against pattern; *id receives the {id}. */
+static int match(const char *pattern, const char *path, int64_t *id) {
+  *id = 0;
+  while (*pattern) {
+    if (strncmp(pattern, "{id}", 4) == 0) {
+      if (*path < '1' || *path > '9') return 0;
+      char *end;
+      long long v = strtoll(path, &end, 10);
+      if (v <= 0) return 0;
+      *id = v;
+      path = end;
+      pattern += 4;
+    } else if (*pattern++ != *path++) {
+      return 0;
+    }
+  }
+  return *path == '\0';
 }
 
 static void route(call *c) {
@@ -435,25 +715,25 @@ static void route(call *c) {
     reply_json(c, 200, o);
     return;
   }
-  if (strncmp(p, "/v1/", 4) != 0) {
-    reply_error(c, 404, "not_found", NULL, "no such route");
+  const struct route *found = NULL;
+  int path_known = 0;
+  int64_t id = 0;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !found; i++) {
+    int64_t rid;
+    if (!match(routes[i].pattern, p, &rid)) continue;
+    path_known = 1;
+    if (strcmp(routes[i].method, m) == 0) {
+      found = &routes[i];
+      id = rid;
+    }
+  }
+  if (!found) {
+    if (path_known) reply_error(c, 405, "method_not_allowed", NULL, "no such method on this route");
+    else reply_error(c, 404, "not_found", NULL, "no such route");
     return;
   }
   if (authenticate(c)) return;
-  int64_t id;
-  if (strcmp(p, "/v1/events") == 0 && strcmp(m, "POST") == 0) {
-    if (route_allowed(c, RP_API_EVENTS_WRITE)) post_event(c);
-  } else if (strcmp(p, "/v1/batch") == 0 && strcmp(m, "POST") == 0) {
-    if (route_allowed(c, RP_API_EVENTS_WRITE)) post_batch(c);
-  } else if (strcmp(p, "/v1/customers") == 0 && strcmp(m, "GET") == 0) {
-    if (route_allowed(c, RP_API_CUSTOMERS_READ)) find_customer(c);
-  } else if ((id = path_id(p, "/v1/customers/")) > 0 && strcmp(m, "GET") == 0) {
-    if (route_allowed(c, RP_API_CUSTOMERS_READ)) show_customer(c, id);
-  } else if (strcmp(p, "/v1/plugins") == 0 && strcmp(m, "GET") == 0) {
-    if (route_allowed(c, RP_API_ADMIN)) list_plugins(c);
-  } else {
-    reply_error(c, 404, "not_found", NULL, "no such route");
-  }
+  if (route_allowed(c, found->perm)) found->fn(c, id);
 }
 
 static void handle(void *ctx, const rp_http_request *req, rp_http_response *res) {

@@ -123,6 +123,85 @@ assert_eq "$(json_get "$BODY" 0.name)" activity
 call GET /v1/nowhere "$ADMIN"
 assert_eq "$STATUS" 404 "unknown route"
 
+# --- identify, PATCH, consent, timeline ---------------------------------------------------
+call POST /v1/identify "$OPERATOR" '{"type": "identify", "userId": "U1", "traits": {"email": "U1@Example.com", "plan": "pro", "seats": 3}, "context": {}}'
+assert_eq "$STATUS" 200 "identify a known customer"
+U1=$(json_get "$BODY" id)
+assert_eq "$(sql "SELECT customer_id FROM customer_identities WHERE value = 'u1@example.com'")" "$U1" "traits.email is an identity"
+assert_eq "$(sql "SELECT value FROM customer_attributes WHERE customer_id = $U1 AND name = 'plan'")" pro "traits are attributes"
+call POST /v1/identify "$OPERATOR" '{"userId": "NEW-1"}'
+assert_eq "$STATUS" 201 "identify creates"
+call PATCH "/v1/customers/$U1" "$OPERATOR" '{"attributes": {"seats": 5, "plan": null}}'
+assert_eq "$STATUS" 200 patch
+assert_eq "$(json_get "$BODY" attributes.seats)" 5
+assert_eq "$(sql "SELECT count(*) FROM customer_attributes WHERE customer_id = $U1 AND name = 'plan'")" 0 "null deletes"
+call PATCH "/v1/customers/$U1" "$OPERATOR" '{"attributes": {"seats": 1.5}}'
+assert_eq "$STATUS" 422 "patch refused"
+assert_contains "$(json_get "$BODY" error.field)" seats
+assert_eq "$(sql "SELECT value FROM customer_attributes WHERE customer_id = $U1 AND name = 'seats'")" 5 "nothing half-applied"
+call PATCH "/v1/customers/$U1" "$OPERATOR" '{"email": "x@example.com"}'
+assert_eq "$STATUS" 422 "patch takes attributes only"
+call PUT "/v1/customers/$U1/consent" "$OPERATOR" '{"email": {"granted": false, "source": "preferences-page"}}'
+assert_eq "$STATUS" 200 consent
+assert_eq "$(json_get "$BODY" consent.email.granted)" false
+assert_eq "$(json_get "$BODY" consent.email.source)" preferences-page
+call PUT "/v1/customers/$U1/consent" "$OPERATOR" '{"fax": true}'
+assert_eq "$STATUS" 422 "unknown channel"
+for i in 1 2 3 4 5; do
+  call POST /v1/events "$OPERATOR" "{\"type\": \"step.$i\", \"external_id\": \"U1\"}"
+done
+call GET "/v1/customers/$U1/events?limit=2" "$OPERATOR"
+assert_eq "$(json_get "$BODY" events.0.type)" step.5 "newest first"
+NEXT=$(json_get "$BODY" next_before)
+call GET "/v1/customers/$U1/events?limit=2&before=$NEXT" "$OPERATOR"
+assert_eq "$(json_get "$BODY" events.0.type)" step.3 "next page"
+call GET "/v1/customers/$U1/events?limit=5000" "$OPERATOR"
+assert_eq "$STATUS" 422 "limit"
+call DELETE "/v1/customers/$U1/events" "$OPERATOR"
+assert_eq "$STATUS" 405 "method not allowed"
+
+# --- admin routes ---------------------------------------------------------------------------
+call GET /v1/jobs "$ADMIN"
+assert_eq "$(json_get "$BODY" jobs.0.name)" dormancy
+call GET /v1/dlq "$ADMIN"
+assert_eq "$BODY" "[]" "no dead letters"
+call POST /v1/dlq/42/retry "$ADMIN"
+assert_eq "$STATUS" 404 "unknown dead letter"
+
+# --- every route x every role ------------------------------------------------------------------
+assert_exit 0 "$RAPPORT" keys create --role support
+SUPPORT=$OUT
+assert_exit 0 "$RAPPORT" keys create --role partner --plugin activity
+PARTNER=$OUT
+# route | roles allowed (from the role definitions, not from the code)
+while IFS='|' read -r method path body allowed; do
+  for role in admin operator analyst support partner; do
+    case $role in
+      admin) key=$ADMIN ;; operator) key=$OPERATOR ;; analyst) key=$ANALYST ;;
+      support) key=$SUPPORT ;; partner) key=$PARTNER ;;
+    esac
+    if [ -n "$body" ]; then call "$method" "$path" "$key" "$body"; else call "$method" "$path" "$key"; fi
+    case " $allowed " in
+      *" $role "*) [ "$STATUS" != 403 ] && [ "$STATUS" != 401 ] ||
+                   fail "$role on $method $path: expected access, got $STATUS: $BODY" ;;
+      *) [ "$STATUS" = 403 ] || fail "$role on $method $path: expected 403, got $STATUS: $BODY" ;;
+    esac
+  done
+done <<ROUTES
+POST|/v1/events|{"type": "matrix.test", "external_id": "M"}|admin operator
+POST|/v1/batch|{"batch": []}|admin operator
+POST|/v1/identify|{"external_id": "M"}|admin operator support
+GET|/v1/customers?external_id=U1||admin operator analyst support
+GET|/v1/customers/$U1||admin operator analyst support
+PATCH|/v1/customers/$U1|{"attributes": {"matrix": 1}}|admin operator support
+GET|/v1/customers/$U1/events||admin operator analyst support
+PUT|/v1/customers/$U1/consent|{"sms": true}|admin operator support
+GET|/v1/plugins||admin
+GET|/v1/jobs||admin
+GET|/v1/dlq||admin
+POST|/v1/dlq/1/retry||admin
+ROUTES
+
 # --- the wire: limits, keep-alive, pipelining ---------------------------------------------
 python3 - "$PORT" "$OPERATOR" <<'EOF' || fail "wire checks failed"
 import socket, sys
