@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +29,35 @@ typedef struct auth_failures {
   int count;
 } auth_failures;
 
+/* Requests counted per route and status, for /metrics. */
+typedef struct request_count {
+  const char *route; /* a route pattern (static), or "other" */
+  int status;
+  uint64_t n;
+} request_count;
+
+enum { COUNTS_MAX = 128 };
+static const double latency_buckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+#define N_BUCKETS (sizeof latency_buckets / sizeof latency_buckets[0])
+
 struct rp_api_http {
   rp_runtime *rt;
   rp_store *store;
   const rp_config *cfg;
   rp_http_server *server;
   auth_failures failures[AUTH_TABLE];
+  request_count counts[COUNTS_MAX];
+  int n_counts;
+  uint64_t latency[N_BUCKETS + 1]; /* cumulative at render time; per bucket here */
+  double latency_sum;
+  uint64_t latency_n;
+  uint64_t events_ingested;
 };
 
 /* The request being handled. */
 typedef struct call {
   rp_api_http *api;
+  const char *route; /* the matched pattern, for metrics */
   const rp_http_request *req;
   rp_http_response *res;
   int64_t key_id;    /* 0: no key */
@@ -250,6 +269,7 @@ static void post_event(call *c) {
     return;
   }
   rp_runtime_kick(c->api->rt);
+  if (!dup) c->api->events_ingested++;
   cJSON *out = cJSON_CreateObject();
   cJSON_AddNumberToObject(out, "id", (double)id);
   cJSON_AddBoolToObject(out, "duplicate", dup);
@@ -324,6 +344,7 @@ static void post_batch(call *c) {
     return;
   }
   if (accepted) rp_runtime_kick(c->api->rt);
+  c->api->events_ingested += (uint64_t)accepted;
   cJSON *out = cJSON_CreateObject();
   cJSON_AddNumberToObject(out, "accepted", accepted);
   cJSON_AddNumberToObject(out, "duplicate", duplicates);
@@ -661,6 +682,138 @@ static void post_batch_route(call *c, int64_t unused) {
   post_batch(c);
 }
 
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+typedef struct text_buf {
+  char *data;
+  size_t len, cap;
+} text_buf;
+
+static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(text_buf *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = b->data ? vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap) : -1;
+    va_end(ap);
+    if (n >= 0 && b->len + (size_t)n < b->cap) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t cap = b->cap ? b->cap * 2 : 8192;
+    char *d = realloc(b->data, cap);
+    if (!d) return;
+    b->data = d;
+    b->cap = cap;
+  }
+}
+
+static int64_t sql_count(rp_store *s, const char *sql) {
+  sqlite3_stmt *st;
+  int64_t v = 0;
+  if (rp_store_prepare(s, sql, &st, NULL) == RP_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    rp_store_done(st);
+  }
+  return v;
+}
+
+/* GET /metrics: Prometheus text format. */
+static void get_metrics(call *c, int64_t unused) {
+  (void)unused;
+  rp_api_http *api = c->api;
+  text_buf b = {0};
+  tb_printf(&b, "# HELP rapport_http_requests_total HTTP requests answered, by route and status.\n"
+                "# TYPE rapport_http_requests_total counter\n");
+  for (int i = 0; i < api->n_counts; i++)
+    tb_printf(&b, "rapport_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+              api->counts[i].route, api->counts[i].status, (unsigned long long)api->counts[i].n);
+  tb_printf(&b, "# HELP rapport_http_request_duration_seconds Time to answer a request.\n"
+                "# TYPE rapport_http_request_duration_seconds histogram\n");
+  uint64_t cum = 0;
+  for (size_t i = 0; i < N_BUCKETS; i++) {
+    cum += api->latency[i];
+    tb_printf(&b, "rapport_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+              latency_buckets[i], (unsigned long long)cum);
+  }
+  cum += api->latency[N_BUCKETS];
+  tb_printf(&b, "rapport_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                "rapport_http_request_duration_seconds_sum %.6f\n"
+                "rapport_http_request_duration_seconds_count %llu\n",
+            (unsigned long long)cum, api->latency_sum, (unsigned long long)api->latency_n);
+  tb_printf(&b, "# HELP rapport_events_ingested_total Events accepted over HTTP.\n"
+                "# TYPE rapport_events_ingested_total counter\n"
+                "rapport_events_ingested_total %llu\n",
+            (unsigned long long)api->events_ingested);
+  tb_printf(&b, "# HELP rapport_events_total Events in the log.\n"
+                "# TYPE rapport_events_total gauge\n"
+                "rapport_events_total %lld\n",
+            (long long)sql_count(api->store, "SELECT coalesce(max(id), 0) FROM events"));
+  rp_host *h = rp_runtime_host(api->rt);
+  tb_printf(&b, "# HELP rapport_bus_lag_events Events of the log past a plugin's cursor.\n"
+                "# TYPE rapport_bus_lag_events gauge\n");
+  for (size_t i = 0; i < rp_host_count(h); i++) {
+    const char *name = rp_plugin_name(rp_host_plugin_at(h, i));
+    int64_t lag = 0;
+    if (rp_bus_lag(h, name, &lag, NULL) == RP_OK)
+      tb_printf(&b, "rapport_bus_lag_events{plugin=\"%s\"} %lld\n", name, (long long)lag);
+  }
+  tb_printf(&b, "# HELP rapport_plugin_errors_total Handler and job failures, per plugin.\n"
+                "# TYPE rapport_plugin_errors_total counter\n");
+  sqlite3_stmt *st;
+  if (rp_store_prepare(api->store, "SELECT name, errors_total, status = 'suspended' FROM plugins "
+                                   "ORDER BY name", &st, NULL) == RP_OK) {
+    int64_t suspended = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      tb_printf(&b, "rapport_plugin_errors_total{plugin=\"%s\"} %lld\n",
+                (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
+      suspended += sqlite3_column_int(st, 2);
+    }
+    rp_store_done(st);
+    tb_printf(&b, "# HELP rapport_plugins_suspended Plugins suspended after repeated failures.\n"
+                  "# TYPE rapport_plugins_suspended gauge\n"
+                  "rapport_plugins_suspended %lld\n", (long long)suspended);
+  }
+  tb_printf(&b, "# HELP rapport_job_runs_total Recorded job runs, by outcome.\n"
+                "# TYPE rapport_job_runs_total counter\n");
+  if (rp_store_prepare(api->store, "SELECT outcome, count(*) FROM job_runs GROUP BY outcome "
+                                   "ORDER BY outcome", &st, NULL) == RP_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW)
+      tb_printf(&b, "rapport_job_runs_total{outcome=\"%s\"} %lld\n",
+                (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
+    rp_store_done(st);
+  }
+  tb_printf(&b, "# HELP rapport_dead_letters Pending dead letters.\n"
+                "# TYPE rapport_dead_letters gauge\n"
+                "rapport_dead_letters %lld\n",
+            (long long)sql_count(api->store,
+                                 "SELECT count(*) FROM dead_letters WHERE status = 'pending'"));
+  c->res->status = 200;
+  c->res->content_type = "text/plain; version=0.0.4";
+  c->res->body = b.data;
+  c->res->body_len = b.len;
+}
+
+/* Counts the answer for /metrics. */
+static void count_request(call *c, double seconds) {
+  rp_api_http *api = c->api;
+  const char *route = c->route ? c->route : "other";
+  int status = c->res->status ? c->res->status : 500;
+  int i = 0;
+  for (; i < api->n_counts; i++)
+    if (api->counts[i].route == route && api->counts[i].status == status) break;
+  if (i == api->n_counts) {
+    if (api->n_counts == COUNTS_MAX) return;
+    api->counts[api->n_counts++] = (request_count){route, status, 0};
+  }
+  api->counts[i].n++;
+  size_t b = 0;
+  while (b < N_BUCKETS && seconds > latency_buckets[b]) b++;
+  api->latency[b]++;
+  api->latency_sum += seconds;
+  api->latency_n++;
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
 /* Every route, the permission it needs, and its handler. A pattern is a
@@ -682,6 +835,7 @@ static const struct route {
     {"GET", "/v1/jobs", RP_API_ADMIN, get_jobs},
     {"GET", "/v1/dlq", RP_API_ADMIN, get_dlq},
     {"POST", "/v1/dlq/{id}/retry", RP_API_ADMIN, post_dlq_retry},
+    {"GET", "/metrics", RP_API_ADMIN, get_metrics},
 };
 
 /* Matches path against pattern; *id receives the {id}. */
@@ -706,6 +860,7 @@ static int match(const char *pattern, const char *path, int64_t *id) {
 static void route(call *c) {
   const char *m = c->req->method, *p = c->req->path;
   if (strcmp(p, "/healthz") == 0) {
+    c->route = "/healthz";
     if (strcmp(m, "GET") != 0) {
       reply_error(c, 405, "method_not_allowed", NULL, "GET /healthz");
       return;
@@ -727,6 +882,7 @@ static void route(call *c) {
       id = rid;
     }
   }
+  if (found) c->route = found->pattern;
   if (!found) {
     if (path_known) reply_error(c, 405, "method_not_allowed", NULL, "no such method on this route");
     else reply_error(c, 404, "not_found", NULL, "no such route");
@@ -740,6 +896,7 @@ static void handle(void *ctx, const rp_http_request *req, rp_http_response *res)
   call c = {.api = ctx, .req = req, .res = res};
   route(&c);
   double ms = (double)(rp_clock_mono_ns() - req->started_ns) / 1e6;
+  count_request(&c, ms / 1000);
   char key[24] = "-";
   if (c.key_id) snprintf(key, sizeof key, "%" PRId64, c.key_id);
   rp_log(RP_LOG_INFO, "http", "%s %s %d %.1fms key=%s", req->method, req->path, res->status,

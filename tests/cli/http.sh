@@ -168,6 +168,18 @@ assert_eq "$BODY" "[]" "no dead letters"
 call POST /v1/dlq/42/retry "$ADMIN"
 assert_eq "$STATUS" 404 "unknown dead letter"
 
+# --- metrics (Prometheus text) --------------------------------------------------------------
+call GET /metrics "$ADMIN"
+assert_eq "$STATUS" 200 metrics
+assert_contains "$BODY" 'rapport_http_requests_total{route="/v1/events",status="201"}'
+assert_contains "$BODY" 'rapport_http_request_duration_seconds_bucket{le="+Inf"}'
+assert_contains "$BODY" 'rapport_bus_lag_events{plugin="activity"}'
+assert_contains "$BODY" 'rapport_plugins_suspended 0'
+INGESTED=$(printf '%s\n' "$BODY" | sed -n 's/^rapport_events_ingested_total //p')
+assert_eq "$INGESTED" 7 "events ingested (m-1, one of the batch, five steps)"
+call GET /metrics "$OPERATOR"
+assert_eq "$STATUS" 403 "metrics need admin"
+
 # --- every route x every role ------------------------------------------------------------------
 assert_exit 0 "$RAPPORT" keys create --role support
 SUPPORT=$OUT
@@ -200,6 +212,7 @@ GET|/v1/plugins||admin
 GET|/v1/jobs||admin
 GET|/v1/dlq||admin
 POST|/v1/dlq/1/retry||admin
+GET|/metrics||admin
 ROUTES
 
 # --- the wire: limits, keep-alive, pipelining ---------------------------------------------
