@@ -5,11 +5,33 @@
 #include <string.h>
 
 #include "api.h"
+#include "audit.h"
 #include "clock.h"
 #include "profile.h"
 
 static rp_store *store_of(lua_State *L) { return rp_api_plugin(L)->host->store; }
 static const rp_config *cfg_of(lua_State *L) { return rp_api_plugin(L)->host->cfg; }
+
+/* Records an access by the calling plugin or operator script; a failure
+ * raises (the call did not happen unaudited). fields is taken. */
+static void audit(lua_State *L, const char *action, int64_t customer_id, cJSON *fields) {
+  rp_plugin *p = rp_api_plugin(L);
+  char actor[96];
+  if (p->m) snprintf(actor, sizeof actor, "plugin:%s", p->name);
+  else rp_audit_local_actor("operator", actor, sizeof actor);
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_audit_record(store_of(L), actor, action, customer_id, fields, "local", &err);
+  cJSON_Delete(fields);
+  if (rc) rp_api_raise(L, &err);
+}
+
+static cJSON *keys_of(const cJSON *obj) {
+  cJSON *arr = cJSON_CreateArray();
+  const cJSON *k;
+  cJSON_ArrayForEach(k, obj) cJSON_AddItemToArray(arr, cJSON_CreateString(k->string));
+  return arr;
+}
 
 static unsigned view_flags(lua_State *L) {
   const rp_principal *pr = rp_plugin_principal(rp_api_plugin(L));
@@ -44,7 +66,14 @@ static int cust_get(lua_State *L) {
     return 1;
   }
   if (rc) return rp_api_raise(L, &err);
+  cJSON *fields = cJSON_CreateArray();
+  cJSON_AddItemToArray(fields, cJSON_CreateString("attributes"));
+  if (flags & RP_VIEW_PII) cJSON_AddItemToArray(fields, cJSON_CreateString("identities"));
+  if (flags & RP_VIEW_CONSENT) cJSON_AddItemToArray(fields, cJSON_CreateString("consent"));
+  if (flags & RP_VIEW_EVENTS) cJSON_AddItemToArray(fields, cJSON_CreateString("recent_events"));
+  int64_t survivor = (int64_t)cJSON_GetObjectItem(view, "id")->valuedouble;
   rp_api_push_json_owned(L, view);
+  audit(L, "customer.read", survivor, fields);
   return 1;
 }
 
@@ -81,11 +110,13 @@ static int cust_upsert(lua_State *L) {
   rp_err err;
   rp_err_clear(&err);
   int rc = rp_profile_upsert(store_of(L), cfg_of(L), in, source, &res, &err);
+  cJSON *fields = rc == RP_OK ? keys_of(in) : NULL;
   cJSON_Delete(in);
   if (rc) {
     rp_err_prefix(&err, "crm.customers.upsert: ");
     return rp_api_raise(L, &err);
   }
+  audit(L, res.created ? "customer.create" : "customer.update", res.customer_id, fields);
   lua_pushinteger(L, res.customer_id);
   lua_pushboolean(L, res.created);
   return 2;
@@ -100,11 +131,15 @@ static int cust_set(lua_State *L) {
   rp_err err;
   rp_err_clear(&err);
   int rc = rp_profile_set_attributes(store_of(L), id, attrs, &err);
+  cJSON *fields = rc == RP_OK ? keys_of(attrs) : NULL;
   cJSON_Delete(attrs);
   if (rc) {
     rp_err_prefix(&err, "crm.customers.set: ");
     return rp_api_raise(L, &err);
   }
+  int64_t survivor = id;
+  rp_profile_canonical(store_of(L), id, &survivor, NULL);
+  audit(L, "customer.update", survivor, fields);
   return 0;
 }
 
@@ -125,6 +160,11 @@ static int cust_set_consent(lua_State *L) {
     rp_err_prefix(&err, "crm.customers.set_consent: ");
     return rp_api_raise(L, &err);
   }
+  int64_t survivor = id;
+  rp_profile_canonical(store_of(L), id, &survivor, NULL);
+  cJSON *fields = cJSON_CreateArray();
+  cJSON_AddItemToArray(fields, cJSON_CreateString(channel));
+  audit(L, "consent.update", survivor, fields);
   return 0;
 }
 

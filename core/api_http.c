@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "bus.h"
 #include "clock.h"
 #include "event.h"
@@ -200,6 +201,34 @@ static int route_allowed(call *c, uint32_t need) {
   return 0;
 }
 
+/* ---- audit ---------------------------------------------------------------------------- */
+
+/* Records an access to customer_id by the key of the request. fields (may be
+ * NULL) is taken. A failure to record is logged: the answer already holds
+ * the data the record is about. */
+static void audit(call *c, const char *action, int64_t customer_id, cJSON *fields) {
+  char actor[32];
+  snprintf(actor, sizeof actor, "key:%" PRId64, c->key_id);
+  char origin[48];
+  snprintf(origin, sizeof origin, "%s", c->req->peer);
+  char *colon = strrchr(origin, ':');
+  if (colon) *colon = '\0';
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_audit_record(c->api->store, actor, action, customer_id, fields, origin, &err))
+    rp_log(RP_LOG_ERROR, "audit", "%s of customer %" PRId64 ": %s", action, customer_id,
+           err.msg);
+  cJSON_Delete(fields);
+}
+
+/* ["a", "b"] from the keys of an object. */
+static cJSON *keys_of(const cJSON *obj) {
+  cJSON *arr = cJSON_CreateArray();
+  const cJSON *k;
+  cJSON_ArrayForEach(k, obj) cJSON_AddItemToArray(arr, cJSON_CreateString(k->string));
+  return arr;
+}
+
 /* ---- events ------------------------------------------------------------------------- */
 
 /* Rewrites Segment-style fields into Rapport's names, in place: event ->
@@ -369,6 +398,9 @@ static void show_customer(call *c, int64_t id) {
     reply_err(c, &err);
     return;
   }
+  const char *const with_pii[] = {"attributes", "identities", "consent", "recent_events"};
+  cJSON *fields = cJSON_CreateStringArray(with_pii, (c->perms & RP_API_PII_READ) ? 4 : 1);
+  audit(c, "customer.read", (int64_t)cJSON_GetObjectItem(v, "id")->valuedouble, fields);
   reply_json(c, 200, v);
 }
 
@@ -478,11 +510,13 @@ static void post_identify(call *c, int64_t unused) {
   rp_err err;
   rp_err_clear(&err);
   int rc = rp_profile_upsert(c->api->store, c->api->cfg, obj, "http", &res, &err);
-  cJSON_Delete(obj);
   if (rc) {
+    cJSON_Delete(obj);
     reply_err(c, &err);
     return;
   }
+  audit(c, res.created ? "customer.create" : "customer.update", res.customer_id, keys_of(obj));
+  cJSON_Delete(obj);
   cJSON *out = cJSON_CreateObject();
   cJSON_AddNumberToObject(out, "id", (double)res.customer_id);
   cJSON_AddBoolToObject(out, "created", res.created);
@@ -517,11 +551,13 @@ static void patch_customer(call *c, int64_t id) {
   rp_err err;
   rp_err_clear(&err);
   int rc = rp_profile_set_attributes(c->api->store, id, attrs, &err);
-  cJSON_Delete(obj);
   if (rc) {
+    cJSON_Delete(obj);
     reply_err(c, &err);
     return;
   }
+  audit(c, "customer.update", id, keys_of(attrs));
+  cJSON_Delete(obj);
   show_customer(c, id);
 }
 
@@ -543,11 +579,13 @@ static void put_consent(call *c, int64_t id) {
   rp_err err;
   rp_err_clear(&err);
   int rc = rp_profile_upsert(c->api->store, c->api->cfg, in, "http", &res, &err);
-  cJSON_Delete(in);
   if (rc) {
+    cJSON_Delete(in);
     reply_err(c, &err);
     return;
   }
+  audit(c, "consent.update", id, keys_of(obj));
+  cJSON_Delete(in);
   show_customer(c, id);
 }
 
@@ -581,6 +619,7 @@ static void get_timeline(call *c, int64_t id) {
     reply_err(c, &err);
     return;
   }
+  audit(c, "customer.events.read", id, NULL);
   cJSON *out = cJSON_CreateObject();
   int n = cJSON_GetArraySize(events);
   if (n == limit) {

@@ -82,5 +82,6 @@ int rp_cmd_jobs(rp_cli *cli, int argc, char **argv);
 int rp_cmd_dlq(rp_cli *cli, int argc, char **argv);
 int rp_cmd_serve(rp_cli *cli, int argc, char **argv);
 int rp_cmd_keys(rp_cli *cli, int argc, char **argv);
+int rp_cmd_audit(rp_cli *cli, int argc, char **argv);
 
 #endif

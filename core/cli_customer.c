@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "host.h"
 #include "profile.h"
@@ -79,6 +80,17 @@ int rp_cmd_customer(rp_cli *cli, int argc, char **argv) {
   int rc = rp_profile_lookup(s, cli->cfg, ref, &id, &err);
   if (rc == RP_OK) rc = rp_profile_view(s, id, RP_VIEW_ALL, recent, &view, &err);
   if (rc == RP_OK) rc = add_plugins(rp_runtime_host(rt), id, view);
+  if (rc == RP_OK) {
+    /* Recorded before the data is shown: no record, no output. */
+    char actor[96];
+    rp_audit_local_actor("cli", actor, sizeof actor);
+    static const char *const fields[] = {"attributes", "identities", "consent", "recent_events",
+                                         "plugins"};
+    cJSON *f = cJSON_CreateStringArray(fields, 5);
+    rc = rp_audit_record(s, actor, "customer.read",
+                         (int64_t)cJSON_GetObjectItem(view, "id")->valuedouble, f, "local", &err);
+    cJSON_Delete(f);
+  }
   if (rc == RP_OK) rp_cli_print_json(view);
   cJSON_Delete(view);
   rp_cli_close_runtime(s, rt);

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"dlq", rp_cmd_dlq, "list and retry events a plugin failed on"},
     {"serve", rp_cmd_serve, "run the HTTP API, the event bus and the scheduler until SIGTERM"},
     {"keys", rp_cmd_keys, "create, list and revoke API keys"},
+    {"audit", rp_cmd_audit, "verify and show the audit log of access to customers' data"},
     {NULL, NULL, NULL},
 };
 

@@ -169,8 +169,23 @@ static const char v2_api_keys[] =
     "  last_used_at INTEGER,\n"
     "  revoked_at INTEGER);\n";
 
+/* v3: the audit log of access to customers' data: append-only, each record
+ * carrying the SHA-256 of the previous one's hash and its own content. */
+static const char v3_audit[] =
+    "CREATE TABLE audit_log(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  actor TEXT NOT NULL,\n"
+    "  action TEXT NOT NULL,\n"
+    "  customer_id INTEGER,\n"
+    "  fields TEXT,\n"
+    "  origin TEXT NOT NULL,\n"
+    "  hash BLOB NOT NULL);\n"
+    "CREATE INDEX audit_log_customer ON audit_log(customer_id, id) WHERE customer_id IS NOT NULL;\n";
+
 const rp_migration rp_core_migrations[] = {
     {1, "core", v1_core},
     {2, "api_keys", v2_api_keys},
+    {3, "audit", v3_audit},
     {0, NULL, NULL},
 };

@@ -1,0 +1,40 @@
+/* audit: who read or changed which customer's data, when, from where.
+ *
+ * An append-only table whose records are hash-chained: each record's hash is
+ * SHA-256 over the previous record's hash and its own fields, so that an
+ * edited, inserted or deleted record breaks the chain from that point on
+ * (rp_audit_verify finds where). Records hold who, what and which fields,
+ * never the data itself.
+ *
+ * Actors: "key:<id>" (HTTP), "cli:<user>", "operator:<user>" (scripts and
+ * the REPL), "plugin:<name>". Origins: a client address, or "local". */
+#ifndef RP_AUDIT_H
+#define RP_AUDIT_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "store.h"
+
+/* Appends one record in its own nested transaction (so within the caller's
+ * when there is one: a change and its record commit together). customer_id
+ * 0 when none; fields (may be NULL) a JSON array of field names, borrowed. */
+int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t customer_id,
+                    const cJSON *fields, const char *origin, rp_err *err);
+
+/* Walks the whole chain. RP_OK with *checked records; RP_ECONFLICT naming
+ * the first record whose hash does not follow (edited, inserted or deleted
+ * before it). */
+int rp_audit_verify(rp_store *s, int64_t *checked, rp_err *err);
+
+/* The records about customer_id (0: all), newest first, at most limit:
+ * [{id, at, actor, action, customer_id, fields, origin}]; owned by the
+ * caller. */
+int rp_audit_list(rp_store *s, int64_t customer_id, int limit, cJSON **out, rp_err *err);
+
+/* The actor of the local user for a CLI command or an operator script:
+ * "<prefix>:<login name>" into buf. */
+void rp_audit_local_actor(const char *prefix, char *buf, size_t size);
+
+#endif
