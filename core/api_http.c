@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "bus.h"
 #include "clock.h"
+#include "gdpr.h"
 #include "event.h"
 #include "host.h"
 #include "http.h"
@@ -711,6 +712,42 @@ static void post_dlq_retry(call *c, int64_t id) {
   reply_json(c, rc == RP_OK ? 200 : 409, out);
 }
 
+/* GET /v1/customers/{id}/export: everything held on the customer. */
+static void get_export(call *c, int64_t id) {
+  cJSON *doc = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_gdpr_export(rp_runtime_host(c->api->rt), id, &doc, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *everything = cJSON_CreateArray();
+  cJSON_AddItemToArray(everything, cJSON_CreateString("everything"));
+  audit(c, "customer.export",
+        (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "customer"), "id")->valuedouble,
+        everything);
+  reply_json(c, 200, doc);
+}
+
+/* DELETE /v1/customers/{id}: erasure. */
+static void delete_customer(call *c, int64_t id) {
+  char actor[32], origin[48];
+  snprintf(actor, sizeof actor, "key:%" PRId64, c->key_id);
+  snprintf(origin, sizeof origin, "%s", c->req->peer);
+  char *colon = strrchr(origin, ':');
+  if (colon) *colon = '\0';
+  int64_t erased = 0;
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_gdpr_erase(rp_runtime_host(c->api->rt), id, actor, origin, &erased, &err)) {
+    reply_err(c, &err);
+    return;
+  }
+  cJSON *out = cJSON_CreateObject();
+  cJSON_AddNumberToObject(out, "erased", (double)erased);
+  reply_json(c, 200, out);
+}
+
 static void post_event_route(call *c, int64_t unused) {
   (void)unused;
   post_event(c);
@@ -870,6 +907,8 @@ static const struct route {
     {"PATCH", "/v1/customers/{id}", RP_API_CUSTOMERS_WRITE, patch_customer},
     {"GET", "/v1/customers/{id}/events", RP_API_CUSTOMERS_READ, get_timeline},
     {"PUT", "/v1/customers/{id}/consent", RP_API_CUSTOMERS_WRITE, put_consent},
+    {"GET", "/v1/customers/{id}/export", RP_API_ADMIN, get_export},
+    {"DELETE", "/v1/customers/{id}", RP_API_ADMIN, delete_customer},
     {"GET", "/v1/plugins", RP_API_ADMIN, get_plugins},
     {"GET", "/v1/jobs", RP_API_ADMIN, get_jobs},
     {"GET", "/v1/dlq", RP_API_ADMIN, get_dlq},

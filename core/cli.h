@@ -83,5 +83,6 @@ int rp_cmd_dlq(rp_cli *cli, int argc, char **argv);
 int rp_cmd_serve(rp_cli *cli, int argc, char **argv);
 int rp_cmd_keys(rp_cli *cli, int argc, char **argv);
 int rp_cmd_audit(rp_cli *cli, int argc, char **argv);
+int rp_cmd_gdpr(rp_cli *cli, int argc, char **argv);
 
 #endif

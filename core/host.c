@@ -241,6 +241,35 @@ static int check_module(lua_State *L) {
   return 0;
 }
 
+/* A plugin that keeps customer data (a table of its own with a customer_id
+ * column) must be able to hand it over and to forget it: data-subject
+ * export and erasure reach every plugin's tables through these hooks. */
+static int check_customer_data(rp_plugin *p, rp_err *err) {
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(p->host->store,
+                            "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c "
+                            "WHERE m.type = 'table' AND substr(m.name, 1, length(?1)) = ?1 "
+                            "AND c.name = 'customer_id' LIMIT 1", &st, err);
+  if (rc) return rc;
+  char prefix[80];
+  snprintf(prefix, sizeof prefix, "%s_", p->name);
+  sqlite3_bind_text(st, 1, prefix, -1, SQLITE_TRANSIENT);
+  char table[128] = "";
+  if (sqlite3_step(st) == SQLITE_ROW)
+    snprintf(table, sizeof table, "%s", (const char *)sqlite3_column_text(st, 0));
+  rp_store_done(st);
+  if (!table[0]) return RP_OK;
+  static const char *const hooks[] = {"export", "erase"};
+  for (int i = 0; i < 2; i++)
+    if (!rp_plugin_has_function(p, NULL, hooks[i]))
+      return rp_err_set(err, RP_EINVAL, hooks[i],
+                        "%s/init.lua: the plugin keeps customer data (table %s has a "
+                        "customer_id column) but returns no %s(customer_id) function: "
+                        "data-subject requests must reach its tables",
+                        p->dir, table, hooks[i]);
+  return RP_OK;
+}
+
 static int load_code(rp_plugin *p, rp_err *err) {
   lua_State *L = rp_sandbox_lua(p->sb);
   char path[PATH_MAX], chunk[128];
@@ -260,7 +289,7 @@ static int load_code(rp_plugin *p, rp_err *err) {
   }
   p->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   rp_sandbox_lock_globals(p->sb);
-  return RP_OK;
+  return check_customer_data(p, err);
 }
 
 static int plugin_alloc(rp_host *h, const char *name, const char *dir, rp_plugin **out,
@@ -812,7 +841,8 @@ int rp_plugin_has_function(rp_plugin *p, const char *table, const char *name) {
   lua_State *L = rp_sandbox_lua(p->sb);
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->module_ref);
-  int ok = lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, table) == LUA_TTABLE &&
+  int ok = lua_type(L, -1) == LUA_TTABLE &&
+           (!table || lua_getfield(L, -1, table) == LUA_TTABLE) &&
            lua_getfield(L, -1, name) == LUA_TFUNCTION;
   lua_settop(L, top);
   return ok;
@@ -885,12 +915,13 @@ int rp_plugin_deliver(rp_plugin *p, const char *handler, const rp_host_event *ev
 typedef struct profile_call {
   rp_plugin *p;
   int64_t customer_id;
+  const char *hook; /* "profile", "export" or "erase" */
 } profile_call;
 
 static int profile_trampoline(lua_State *L) {
   profile_call *c = lua_touserdata(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->p->module_ref);
-  if (lua_getfield(L, -1, "profile") != LUA_TFUNCTION) {
+  if (lua_getfield(L, -1, c->hook) != LUA_TFUNCTION) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -901,13 +932,18 @@ static int profile_trampoline(lua_State *L) {
 }
 
 int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *err) {
+  return rp_plugin_hook(p, "profile", customer_id, out, err);
+}
+
+int rp_plugin_hook(rp_plugin *p, const char *hook, int64_t customer_id, cJSON **out,
+                   rp_err *err) {
   *out = NULL;
   if (p->state != RP_PLUGIN_LOADED) return RP_OK;
   lua_State *L = rp_sandbox_lua(p->sb);
-  profile_call c = {p, customer_id};
+  profile_call c = {p, customer_id, hook};
   lua_pushcfunction(L, profile_trampoline);
   lua_pushlightuserdata(L, &c);
-  int rc = rp_sandbox_call(p->sb, 1, 1, p->instructions, "profile", err);
+  int rc = rp_sandbox_call(p->sb, 1, 1, p->instructions, hook, err);
   rp_plugin_reset_stmts(p);
   if (rc) return rc;
   if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
@@ -916,7 +952,7 @@ int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *er
   }
   *out = rp_lua_to_json(L, -1, err);
   lua_pop(L, 1);
-  if (!*out) return rp_err_prefix(err, "plugin '%s' profile: ", p->name);
+  if (!*out) return rp_err_prefix(err, "plugin '%s' %s: ", p->name, hook);
   return RP_OK;
 }
 

@@ -92,7 +92,7 @@ rp_host *rp_plugin_host(rp_plugin *p);
 /* Loaded and neither suspended nor disabled. */
 int rp_plugin_active(const rp_plugin *p);
 /* 1 when the loaded plugin's module has a function table[name] (for example
- * jobs.nightly), else 0. */
+ * jobs.nightly), or name at its top level when table is NULL; else 0. */
 int rp_plugin_has_function(rp_plugin *p, const char *table, const char *name);
 
 /* Calls handlers[handler](event) inside the caller's transaction, under the
@@ -103,6 +103,13 @@ int rp_plugin_deliver(rp_plugin *p, const char *handler, const rp_host_event *ev
 /* Calls the plugin's optional profile(customer_id) hook and returns its
  * result as JSON (NULL when the plugin has no such hook). */
 int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *err);
+
+/* Calls the plugin's optional hook(customer_id) ("profile", "export" or
+ * "erase") in the caller's transaction, under the plugin's budget; *out
+ * receives what it returned as JSON (NULL for nil or false, or when the
+ * plugin has no such hook); owned by the caller. */
+int rp_plugin_hook(rp_plugin *p, const char *hook, int64_t customer_id, cJSON **out,
+                   rp_err *err);
 
 /* Bookkeeping of consecutive failures. record_failure counts one, persists
  * the counters and suspends the plugin when the limit is reached

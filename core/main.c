@@ -26,6 +26,7 @@ static const command commands[] = {
     {"serve", rp_cmd_serve, "run the HTTP API, the event bus and the scheduler until SIGTERM"},
     {"keys", rp_cmd_keys, "create, list and revoke API keys"},
     {"audit", rp_cmd_audit, "verify and show the audit log of access to customers' data"},
+    {"gdpr", rp_cmd_gdpr, "export or erase everything held on one customer"},
     {NULL, NULL, NULL},
 };
 

@@ -30,4 +30,14 @@ function M.profile(customer_id)
                       FROM {{name}}_orders WHERE customer_id = ?]], customer_id)
 end
 
+-- Data-subject requests: a plugin that keeps customer data must hand it over
+-- (export) and forget it (erase); Rapport refuses to enable it otherwise.
+function M.export(customer_id)
+  return { orders = crm.db.query("SELECT * FROM {{name}}_orders WHERE customer_id = ?", customer_id) }
+end
+
+function M.erase(customer_id)
+  crm.db.exec("DELETE FROM {{name}}_orders WHERE customer_id = ?", customer_id)
+end
+
 return M

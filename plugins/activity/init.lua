@@ -133,4 +133,24 @@ function M.profile(customer_id)
   return row
 end
 
+-- Data-subject requests (`rapport gdpr export|erase`): everything this plugin
+-- keeps about one customer, and forgetting it. Revenue stays in the totals,
+-- under customer 0 (erased customers), so that aggregates do not change.
+function M.export(customer_id)
+  return {
+    customer = crm.db.one("SELECT * FROM activity_customers WHERE customer_id = ?", customer_id),
+    revenue = crm.db.query("SELECT currency, amount FROM activity_revenue WHERE customer_id = ?",
+                           customer_id),
+  }
+end
+
+function M.erase(customer_id)
+  crm.db.exec([[INSERT INTO activity_revenue(customer_id, currency, amount)
+                SELECT 0, currency, amount FROM activity_revenue WHERE customer_id = ?1
+                ON CONFLICT(customer_id, currency) DO UPDATE SET amount = amount + excluded.amount]],
+              customer_id)
+  crm.db.exec("DELETE FROM activity_revenue WHERE customer_id = ?", customer_id)
+  crm.db.exec("DELETE FROM activity_customers WHERE customer_id = ?", customer_id)
+end
+
 return M

@@ -9,7 +9,7 @@ assert_exit 0 "$RAPPORT" -h
 assert_exit 0 "$RAPPORT" --version
 assert_contains "$OUT" "0."
 
-for cmd in init import customer events run repl plugin jobs dlq serve keys audit; do
+for cmd in init import customer events run repl plugin jobs dlq serve keys audit gdpr; do
   assert_exit 0 "$RAPPORT" "$cmd" --help
   assert_contains "$OUT" "usage: rapport $cmd" "$cmd --help"
   # Every command named in the top-level help has its own help.

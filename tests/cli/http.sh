@@ -216,7 +216,20 @@ GET|/v1/jobs||admin
 GET|/v1/dlq||admin
 POST|/v1/dlq/1/retry||admin
 GET|/metrics||admin
+GET|/v1/customers/$U1/export||admin
 ROUTES
+
+# --- export and erasure over HTTP --------------------------------------------------------------
+call GET "/v1/customers/$CID/export" "$ADMIN"
+assert_eq "$STATUS" 200 export
+assert_eq "$(json_get "$BODY" customer.identities.email.0)" ana@example.com
+call DELETE "/v1/customers/$CID" "$OPERATOR"
+assert_eq "$STATUS" 403 "only admin erases"
+call DELETE "/v1/customers/$CID" "$ADMIN"
+assert_eq "$STATUS" 200 erase
+call GET "/v1/customers?email=ana%40example.com" "$ADMIN"
+assert_eq "$STATUS" 404 "erased customer not found by email"
+assert_eq "$(sql "SELECT actor FROM audit_log WHERE action = 'customer.erase'")" "key:3" "erasure audited"
 
 # --- the wire: limits, keep-alive, pipelining ---------------------------------------------
 python3 - "$PORT" "$OPERATOR" <<'EOF' || fail "wire checks failed"
@@ -291,5 +304,6 @@ assert_contains "$(cat "$TMP/serve.err")" "POST /v1/events 201"
 assert_not_contains "$(cat "$TMP/serve.err")" "${OPERATOR##*_}"
 assert_not_contains "$(cat "$TMP/serve.err")" "ana@example.com"
 # The dispatched events reached the plugin.
-assert_eq "$(sql "SELECT sum(touches) FROM activity_customers")" 2 "events dispatched"
+# (U1's order; Ana's page view went with her erasure)
+assert_eq "$(sql "SELECT sum(touches) FROM activity_customers")" 1 "events dispatched"
 echo "http: ok"

@@ -7,4 +7,12 @@ function M.handlers.count(event)
               event.customer_id, event.type)
 end
 
+function M.export(customer_id)
+  return crm.db.query("SELECT type, n FROM bench_counter_counts WHERE customer_id = ?", customer_id)
+end
+
+function M.erase(customer_id)
+  crm.db.exec("DELETE FROM bench_counter_counts WHERE customer_id = ?", customer_id)
+end
+
 return M
