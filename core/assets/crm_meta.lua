@@ -40,6 +40,8 @@ crm = {}
 ---@field handlers? table<string, fun(event: crm.Event)>
 ---@field jobs? table<string, fun(job: crm.Job)>
 ---@field profile? fun(customer_id: integer): table|nil what the plugin adds to `rapport customer show`
+---@field export? fun(customer_id: integer): table|nil everything the plugin keeps on the customer (required when a table has customer_id)
+---@field erase? fun(customer_id: integer) forget the customer (required when a table has customer_id)
 
 -- ---- crm.log -------------------------------------------------------------------
 
