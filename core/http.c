@@ -53,6 +53,8 @@ struct rp_http_conn {
   int writes_pending;
   int close_after;     /* close once the pending writes are done */
   int closing;
+  int offline;         /* rp_http_parse_stream: no socket, answers counted */
+  int answered;
 };
 
 typedef struct write_req {
@@ -124,6 +126,13 @@ static void on_written(uv_write_t *req, int status) {
 }
 
 static void send_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
+  if (c->offline) {
+    free(res->body);
+    res->body = NULL;
+    c->answered++;
+    if (!keep_alive) c->close_after = 1;
+    return;
+  }
   int status = res->status ? res->status : 500;
   const char *type = res->content_type ? res->content_type : "application/json";
   size_t body_len = res->body ? res->body_len : 0;
@@ -312,6 +321,8 @@ static int on_message_complete(http_parser *p) {
   rp_http_response res = {0};
   s->handler(s->ctx, &req, &res);
   send_response(c, &res, http_should_keep_alive(p) && !s->stopping);
+  /* Nothing after a last request: pipelined bytes past it are ignored. */
+  if (c->close_after) http_parser_pause(p, 1);
   return 0;
 }
 
@@ -409,6 +420,41 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- without sockets (tests, fuzzing) ------------------------------------------------- */
+
+int rp_http_parse_stream(const char *data, size_t len, size_t chunk, const rp_http_limits *limits,
+                         rp_http_handler handler, void *ctx, int *refused) {
+  rp_http_server srv;
+  memset(&srv, 0, sizeof srv);
+  srv.handler = handler;
+  srv.ctx = ctx;
+  srv.limits.max_body = limits && limits->max_body ? limits->max_body : (size_t)1 << 20;
+  rp_http_conn *c = calloc(1, sizeof *c);
+  if (!c) return -1;
+  c->srv = &srv;
+  c->offline = 1;
+  snprintf(c->peer, sizeof c->peer, "fuzz:0");
+  http_parser_init(&c->parser, HTTP_REQUEST);
+  c->parser.data = c;
+  *refused = 0;
+  if (chunk == 0) chunk = len ? len : 1;
+  for (size_t off = 0; off < len && !c->close_after;) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    size_t done = http_parser_execute(&c->parser, &parser_settings, data + off, n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) break;
+    if (e != HPE_OK || (c->parser.upgrade && done < n)) {
+      *refused = c->refuse ? c->refuse : 400;
+      break;
+    }
+    off += n;
+  }
+  int answered = c->answered;
+  free(c->body);
+  free(c);
+  return answered;
 }
 
 /* ---- life cycle ------------------------------------------------------------------ */

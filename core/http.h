@@ -74,6 +74,14 @@ int rp_http_port(const rp_http_server *s);
  * the server frees itself when the last handle is closed (run the loop). */
 void rp_http_stop(rp_http_server *s);
 
+/* For tests and fuzzing: parses data as one client's byte stream, fed to
+ * the parser chunk bytes at a time (0: all at once), calling handler for
+ * each complete request exactly as a connection would, without a socket.
+ * Returns the number of requests answered; *refused receives the status the
+ * server would have refused the stream with (400, 413, 431) or 0. */
+int rp_http_parse_stream(const char *data, size_t len, size_t chunk, const rp_http_limits *limits,
+                         rp_http_handler handler, void *ctx, int *refused);
+
 /* The reason phrase of a status ("Not Found"). */
 const char *rp_http_reason(int status);
 
