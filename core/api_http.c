@@ -997,7 +997,10 @@ int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, con
   api->rt = rt;
   api->store = store;
   api->cfg = cfg;
-  int rc = rp_http_start(rp_runtime_loop(rt), listen, NULL, handle, api, &api->server, err);
+  rp_http_limits limits = {.max_body = (size_t)cfg->http_max_body,
+                           .max_connections = cfg->http_max_connections,
+                           .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms};
+  int rc = rp_http_start(rp_runtime_loop(rt), listen, &limits, handle, api, &api->server, err);
   if (rc) {
     free(api);
     return rc;

@@ -109,6 +109,12 @@ static int apply(rp_config *c, const cJSON *root, const char *file, rp_err *err)
       if ((rc = positive(v, k, file, 100000, &n, err)) == RP_OK) c->bus_batch = (int)n;
     } else if (strcmp(k, "suspend_after") == 0) {
       if ((rc = positive(v, k, file, 1000000, &n, err)) == RP_OK) c->suspend_after = (int)n;
+    } else if (strcmp(k, "http_max_body_bytes") == 0) {
+      rc = positive(v, k, file, INT64_C(1) << 30, &c->http_max_body, err);
+    } else if (strcmp(k, "http_max_connections") == 0) {
+      if ((rc = positive(v, k, file, 100000, &n, err)) == RP_OK) c->http_max_connections = (int)n;
+    } else if (strcmp(k, "http_idle_timeout_ms") == 0) {
+      rc = positive(v, k, file, 3600000, &c->http_idle_timeout_ms, err);
     } else if (strcmp(k, "plugins") == 0) {
       if (!cJSON_IsObject(v))
         return rp_err_set(err, RP_EINVAL, k, "%s: \"plugins\" must be an object of plugin name "
@@ -134,6 +140,9 @@ int rp_config_load(const char *path, rp_config **out, rp_err *err) {
   c->job_slice_ms = 5;
   c->bus_batch = 500;
   c->suspend_after = 25;
+  c->http_max_body = INT64_C(1) << 20;
+  c->http_max_connections = 1024;
+  c->http_idle_timeout_ms = 30000;
   const char *env_paths = getenv("RAPPORT_PLUGIN_PATH");
   const char *base = env_paths && *env_paths ? env_paths : RP_SOURCE_PLUGIN_DIR;
   /* RAPPORT_PLUGIN_PATH is colon-separated, like PATH. */

@@ -27,6 +27,9 @@ typedef struct rp_config {
   int64_t job_slice_ms;         /* a job yields to the loop after this; 5 */
   int bus_batch;                /* events per plugin per transaction; 500 */
   int suspend_after;            /* consecutive failures before suspension; 25 */
+  int64_t http_max_body;        /* bytes of a request body; 1 MiB */
+  int http_max_connections;     /* open connections; 1024 */
+  int64_t http_idle_timeout_ms; /* idle or slow connection closed after; 30000 */
   cJSON *plugins;               /* object: plugin name -> config overrides */
 } rp_config;
 
