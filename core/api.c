@@ -67,6 +67,8 @@ static int install(lua_State *L) {
   lua_setfield(L, -2, "events");
   rp_api_push_schedule(L);
   lua_setfield(L, -2, "schedule");
+  rp_api_push_tokens(L);
+  lua_setfield(L, -2, "tokens");
   lua_setglobal(L, "crm");
   return 0;
 }

@@ -32,6 +32,7 @@ void rp_api_push_schedule(lua_State *L);
 void rp_api_push_log(lua_State *L);
 void rp_api_push_json(lua_State *L);
 void rp_api_push_time(lua_State *L);
+void rp_api_push_tokens(lua_State *L);
 
 /* ---- helpers for the bindings --------------------------------------------- */
 

@@ -2,6 +2,7 @@
 #include "api_http.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include "audit.h"
 #include "bus.h"
 #include "clock.h"
+#include "manifest.h"
+#include "tokens.h"
 #include "gdpr.h"
 #include "event.h"
 #include "host.h"
@@ -890,6 +893,157 @@ static void count_request(call *c, double seconds) {
   api->latency_n++;
 }
 
+/* ---- plugin routes ------------------------------------------------------------------------ */
+
+/* The query string as an object of strings (the last value of a repeated
+ * name wins; '+' and %XX decoded). */
+static cJSON *query_object(const char *q) {
+  cJSON *o = cJSON_CreateObject();
+  while (q && *q) {
+    const char *amp = strchr(q, '&');
+    size_t len = amp ? (size_t)(amp - q) : strlen(q);
+    const char *eq = memchr(q, '=', len);
+    if (eq && eq > q && len < 1024) {
+      char name[256], value[1024];
+      size_t nl = (size_t)(eq - q) < sizeof name - 1 ? (size_t)(eq - q) : sizeof name - 1;
+      memcpy(name, q, nl);
+      name[nl] = '\0';
+      size_t o2 = 0;
+      for (const char *v = eq + 1; v < q + len && o2 + 1 < sizeof value; v++) {
+        if (*v == '+') value[o2++] = ' ';
+        else if (*v == '%' && v + 2 < q + len + 0 && isxdigit((unsigned char)v[1]) &&
+                 isxdigit((unsigned char)v[2])) {
+          char hex[3] = {v[1], v[2], 0};
+          value[o2++] = (char)strtol(hex, NULL, 16);
+          v += 2;
+        } else value[o2++] = *v;
+      }
+      value[o2] = '\0';
+      cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+      cJSON_AddStringToObject(o, name, value);
+    }
+    q = amp ? amp + 1 : NULL;
+  }
+  return o;
+}
+
+/* /v1/p/<plugin><path>: a route the plugin declared in its manifest, run in
+ * its sandbox with its permissions, in a transaction committed before the
+ * answer. Private routes take an admin or operator key, or a partner key of
+ * this plugin; public ones a token the plugin issued (crm.tokens.issue), as
+ * ?token= or an X-Rapport-Token header. */
+static void plugin_route(call *c) {
+  const char *rest = c->req->path + strlen("/v1/p/");
+  const char *slash = strchr(rest, '/');
+  char name[64];
+  if (!slash || (size_t)(slash - rest) >= sizeof name) {
+    reply_error(c, 404, "not_found", NULL, "no such route");
+    return;
+  }
+  memcpy(name, rest, (size_t)(slash - rest));
+  name[slash - rest] = '\0';
+  rp_plugin *p = rp_host_plugin(rp_runtime_host(c->api->rt), name);
+  const rp_manifest *m = p ? rp_plugin_manifest(p) : NULL;
+  const rp_manifest_route *route = NULL;
+  int path_known = 0;
+  for (size_t i = 0; m && i < m->n_routes && !route; i++) {
+    if (strcmp(m->routes[i].path, slash) != 0) continue;
+    path_known = 1;
+    if (strcmp(m->routes[i].method, c->req->method) == 0) route = &m->routes[i];
+  }
+  c->route = "/v1/p/{plugin}";
+  if (!route) {
+    if (path_known) reply_error(c, 405, "method_not_allowed", NULL, "no such method on this route");
+    else reply_error(c, 404, "not_found", NULL, "no such route");
+    return;
+  }
+  if (!rp_plugin_active(p)) {
+    reply_error(c, 503, "unavailable", NULL, "the plugin is suspended or disabled");
+    return;
+  }
+  cJSON *query = query_object(c->req->query);
+  cJSON *token_payload = NULL;
+  if (route->public_) {
+    const cJSON *qt = cJSON_GetObjectItemCaseSensitive(query, "token");
+    const char *token = header(c->req, "x-rapport-token");
+    if (!token && cJSON_IsString(qt)) token = qt->valuestring;
+    rp_err err;
+    rp_err_clear(&err);
+    if (!token ||
+        rp_token_verify(c->api->store, name, token, &token_payload, &err) != RP_OK) {
+      cJSON_Delete(query);
+      reply_error(c, 401, "unauthorized", "token",
+                  token ? "invalid or expired token" : "this link needs its token");
+      return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(query, "token");
+  } else {
+    if (authenticate(c)) {
+      cJSON_Delete(query);
+      return;
+    }
+    int allowed = strcmp(c->role, "admin") == 0 || strcmp(c->role, "operator") == 0;
+    if (strcmp(c->role, "partner") == 0) {
+      sqlite3_stmt *st;
+      if (rp_store_prepare(c->api->store, "SELECT plugin = ?2 FROM api_keys WHERE id = ?1", &st,
+                           NULL) == RP_OK) {
+        sqlite3_bind_int64(st, 1, c->key_id);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        allowed = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+        rp_store_done(st);
+      }
+    }
+    if (!allowed) {
+      cJSON_Delete(query);
+      char msg[128];
+      snprintf(msg, sizeof msg, "the role '%s' may not use the routes of plugin '%s'", c->role,
+               name);
+      reply_error(c, 403, "denied", NULL, msg);
+      return;
+    }
+  }
+  cJSON *request = cJSON_CreateObject();
+  cJSON_AddStringToObject(request, "method", c->req->method);
+  cJSON_AddStringToObject(request, "path", slash);
+  cJSON_AddItemToObject(request, "query", query);
+  if (c->req->body_len) {
+    const char *type = header(c->req, "content-type");
+    if (type && strncmp(type, "application/json", 16) == 0) {
+      cJSON *body = json_body(c);
+      if (!body) {
+        cJSON_Delete(request);
+        cJSON_Delete(token_payload);
+        return;
+      }
+      cJSON_AddItemToObject(request, "body", body);
+    } else {
+      cJSON_AddStringToObject(request, "body", c->req->body);
+    }
+  }
+  if (token_payload) cJSON_AddItemToObject(request, "token", token_payload);
+  if (c->key_id) cJSON_AddNumberToObject(request, "key_id", (double)c->key_id);
+  rp_err err;
+  rp_err_clear(&err);
+  int status = 0;
+  cJSON *out = NULL;
+  int rc = rp_store_tx_begin(c->api->store, &err);
+  if (rc == RP_OK) {
+    rc = rp_plugin_route(p, route->handler, request, &status, &out, &err);
+    if (rc == RP_OK) rc = rp_store_tx_commit(c->api->store, &err);
+    if (rc) rp_store_tx_rollback(c->api->store);
+  }
+  cJSON_Delete(request);
+  if (rc) {
+    cJSON_Delete(out);
+    rp_log(RP_LOG_ERROR, name, "route %s %s: %s", route->method, route->path, err.msg);
+    reply_error(c, 500, "plugin_error", NULL, "the plugin's route failed (see the server log)");
+    return;
+  }
+  rp_runtime_kick(c->api->rt); /* it may have emitted events */
+  if (!out) out = cJSON_CreateObject();
+  reply_json(c, status, out);
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
 /* Every route, the permission it needs, and its handler. A pattern is a
@@ -946,6 +1100,10 @@ static void route(call *c) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
     reply_json(c, 200, o);
+    return;
+  }
+  if (strncmp(p, "/v1/p/", 6) == 0) {
+    plugin_route(c);
     return;
   }
   const struct route *found = NULL;

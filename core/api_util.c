@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "log.h"
 #include "luajson.h"
+#include "tokens.h"
 
 /* ---- crm.log ---------------------------------------------------------------- */
 
@@ -162,4 +163,36 @@ void rp_api_push_time(lua_State *L) {
     lua_pushinteger(L, units[i].ms);
     lua_setfield(L, -2, units[i].name);
   }
+}
+
+/* ---- crm.tokens -------------------------------------------------------------- */
+
+/* crm.tokens.issue(payload, ttl) -> token: for the plugin's public routes. */
+static int tokens_issue(lua_State *L) {
+  rp_plugin *p = rp_api_plugin(L);
+  cJSON *payload = lua_isnoneornil(L, 1) ? NULL : rp_api_to_json(L, 1, "crm.tokens.issue");
+  int64_t ttl;
+  if (lua_isinteger(L, 2)) {
+    ttl = lua_tointeger(L, 2);
+  } else if (rp_clock_parse_duration(luaL_checkstring(L, 2), &ttl) != 0) {
+    cJSON_Delete(payload);
+    return luaL_error(L, "crm.tokens.issue: ttl: not a duration such as \"7d\"");
+  }
+  char *token = NULL;
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_token_issue(p->host->store, p->name, payload, ttl, &token, &err);
+  cJSON_Delete(payload);
+  if (rc) {
+    rp_err_prefix(&err, "crm.tokens.issue: ");
+    return rp_api_raise(L, &err);
+  }
+  lua_pushstring(L, token);
+  free(token);
+  return 1;
+}
+
+void rp_api_push_tokens(lua_State *L) {
+  static const luaL_Reg fns[] = {{"issue", tokens_issue}, {NULL, NULL}};
+  luaL_newlib(L, fns);
 }

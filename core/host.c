@@ -238,6 +238,13 @@ static int check_module(lua_State *L) {
                         m->file, (int)i, m->jobs[i].handler);
     lua_settop(L, 2);
   }
+  for (size_t i = 0; i < m->n_routes; i++) {
+    lua_getfield(L, 1, "routes");
+    if (!lua_istable(L, -1) || lua_getfield(L, -1, m->routes[i].handler) != LUA_TFUNCTION)
+      return luaL_error(L, "%s: routes[%d].handler: init.lua returns no function routes.%s",
+                        m->file, (int)i, m->routes[i].handler);
+    lua_settop(L, 2);
+  }
   return 0;
 }
 
@@ -929,6 +936,55 @@ static int profile_trampoline(lua_State *L) {
   lua_call(L, 1, 1);
   if (lua_isnil(L, -1)) lua_pushboolean(L, 0);
   return 1;
+}
+
+typedef struct route_call {
+  rp_plugin *p;
+  const char *handler;
+  const cJSON *request;
+} route_call;
+
+static int route_trampoline(lua_State *L) {
+  route_call *c = lua_touserdata(L, 1);
+  push_entry(L, c->p, "routes", c->handler);
+  rp_lua_push_json(L, c->request);
+  lua_call(L, 1, 2);
+  return 2;
+}
+
+int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int *status,
+                    cJSON **body, rp_err *err) {
+  *status = 0;
+  *body = NULL;
+  if (p->state != RP_PLUGIN_LOADED)
+    return rp_err_set(err, RP_ECONFLICT, p->name, "plugin '%s' is suspended or not loaded",
+                      p->name);
+  lua_State *L = rp_sandbox_lua(p->sb);
+  route_call c = {p, handler, request};
+  lua_pushcfunction(L, route_trampoline);
+  lua_pushlightuserdata(L, &c);
+  char what[96];
+  snprintf(what, sizeof what, "route %s", handler);
+  int rc = rp_sandbox_call(p->sb, 1, 2, p->instructions, what, err);
+  rp_plugin_reset_stmts(p);
+  if (rc) return rc;
+  /* (status, body): status an integer 100..599 (default 200), body a table
+   * or a string (JSON-encoded), nil for none. */
+  int st = 200;
+  if (lua_isinteger(L, -2)) st = (int)lua_tointeger(L, -2);
+  else if (!lua_isnil(L, -2))
+    rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' route %s: returned a %s as status",
+                    p->name, handler, luaL_typename(L, -2));
+  if (rc == RP_OK && (st < 100 || st > 599))
+    rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' route %s: status %d out of range",
+                    p->name, handler, st);
+  if (rc == RP_OK && !lua_isnil(L, -1)) {
+    *body = rp_lua_to_json(L, -1, err);
+    if (!*body) rc = rp_err_prefix(err, "plugin '%s' route %s: ", p->name, handler);
+  }
+  lua_pop(L, 2);
+  if (rc == RP_OK) *status = st;
+  return rc;
 }
 
 int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *err) {

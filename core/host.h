@@ -104,6 +104,13 @@ int rp_plugin_deliver(rp_plugin *p, const char *handler, const rp_host_event *ev
  * result as JSON (NULL when the plugin has no such hook). */
 int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *err);
 
+/* Calls routes[handler](request) (request: a JSON object, borrowed) in the
+ * caller's transaction under the plugin's budget; the route returns
+ * (status, body). *status 100..599 (200 when the route returned none);
+ * *body (NULL for none) owned by the caller. */
+int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int *status,
+                    cJSON **body, rp_err *err);
+
 /* Calls the plugin's optional hook(customer_id) ("profile", "export" or
  * "erase") in the caller's transaction, under the plugin's budget; *out
  * receives what it returned as JSON (NULL for nil or false, or when the

@@ -71,6 +71,12 @@ void rp_manifest_free(rp_manifest *m) {
     free(m->jobs[i].missed);
   }
   free(m->jobs);
+  for (size_t i = 0; i < m->n_routes; i++) {
+    free(m->routes[i].method);
+    free(m->routes[i].path);
+    free(m->routes[i].handler);
+  }
+  free(m->routes);
   cJSON_Delete(m->config);
   free(m);
 }
@@ -142,7 +148,7 @@ static int check_keys(const cJSON *obj, const char *const *allowed, const char *
 static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *err) {
   static const char *const top[] = {"name",          "version", "api",    "description",
                                     "permissions",   "subscriptions", "jobs", "config",
-                                    "limits",        "start",   NULL};
+                                    "limits",        "start",   "routes", NULL};
   if (!cJSON_IsObject(root))
     return rp_err_set(err, RP_EINVAL, NULL, "%s: the top level must be a JSON object", file);
   int rc;
@@ -315,6 +321,53 @@ static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *er
       job->missed = strdup(mv);
       if (!job->kind || !job->spec || !job->missed)
         return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+    }
+  }
+
+  const cJSON *routes = cJSON_GetObjectItemCaseSensitive(root, "routes");
+  if (routes) {
+    if (!cJSON_IsArray(routes))
+      return rp_err_set(err, RP_EINVAL, "routes",
+                        "%s: routes: must be an array of {\"method\", \"path\", \"handler\"}",
+                        file);
+    m->routes = calloc((size_t)cJSON_GetArraySize(routes) + 1, sizeof *m->routes);
+    if (!m->routes) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, routes) {
+      char path[64];
+      snprintf(path, sizeof path, "routes[%zu].", m->n_routes);
+      static const char *const keys[] = {"method", "path", "handler", "public", NULL};
+      if (!cJSON_IsObject(r))
+        return rp_err_set(err, RP_EINVAL, "routes", "%s: %s: must be an object", file, path);
+      rp_manifest_route *route = &m->routes[m->n_routes++];
+      if ((rc = check_keys(r, keys, file, path, err))) return rc;
+      if ((rc = get_string(r, "method", 1, file, path, &route->method, err))) return rc;
+      if ((rc = get_string(r, "path", 1, file, path, &route->path, err))) return rc;
+      if ((rc = get_string(r, "handler", 1, file, path, &route->handler, err))) return rc;
+      static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+      int known = 0;
+      for (int k = 0; methods[k]; k++) known |= strcmp(methods[k], route->method) == 0;
+      if (!known)
+        return rp_err_set(err, RP_EINVAL, "method",
+                          "%s: %smethod: \"%s\" must be GET, POST, PUT, PATCH or DELETE", file,
+                          path, route->method);
+      size_t pl = strlen(route->path);
+      int ok = pl >= 2 && pl <= 64 && route->path[0] == '/';
+      for (size_t k = 1; ok && k < pl; k++)
+        ok = strchr("abcdefghijklmnopqrstuvwxyz0123456789_-/", route->path[k]) != NULL;
+      if (!ok)
+        return rp_err_set(err, RP_EINVAL, "path",
+                          "%s: %spath: \"%s\" must be '/' and up to 63 of [a-z0-9_/-]", file,
+                          path, route->path);
+      if (!valid_handler(route->handler))
+        return rp_err_set(err, RP_EINVAL, "handler",
+                          "%s: %shandler: \"%s\" must be a Lua identifier", file, path,
+                          route->handler);
+      const cJSON *pub = cJSON_GetObjectItemCaseSensitive(r, "public");
+      if (pub && !cJSON_IsBool(pub))
+        return rp_err_set(err, RP_EINVAL, "public", "%s: %spublic: must be true or false", file,
+                          path);
+      route->public_ = cJSON_IsTrue(pub);
     }
   }
 

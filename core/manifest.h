@@ -31,6 +31,14 @@ typedef struct rp_manifest_job {
   char *missed;  /* "run_once" | "skip" */
 } rp_manifest_job;
 
+/* An HTTP route of the plugin, served under /v1/p/<plugin><path>. */
+typedef struct rp_manifest_route {
+  char *method;  /* "GET", "POST", "PUT", "PATCH" or "DELETE" */
+  char *path;    /* "/answer": '/' then [a-z0-9_/-] */
+  char *handler; /* key in the plugin's routes table */
+  int public_;   /* reachable without an API key, by a token the plugin issued */
+} rp_manifest_route;
+
 typedef struct rp_manifest {
   char *file; /* path of plugin.json */
   char *name;
@@ -42,6 +50,8 @@ typedef struct rp_manifest {
   size_t n_subs;
   rp_manifest_job *jobs;
   size_t n_jobs;
+  rp_manifest_route *routes;
+  size_t n_routes;
   cJSON *config;         /* defaults; an object, owned */
   int64_t memory;        /* limits.memory_mb in bytes; 0 = instance default */
   int64_t instructions;  /* limits.instructions; 0 = instance default */

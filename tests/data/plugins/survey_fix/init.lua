@@ -1,0 +1,39 @@
+-- An NPS-like survey reduced to its HTTP contract: an operator asks for an
+-- invitation (a signed link), the customer answers through the public route.
+local M = { routes = {} }
+
+function M.routes.invite(req)
+  local cid = crm.customers.find("external_id", req.body.external_id)
+  if not cid then return 404, { error = "no such customer" } end
+  return 201, { token = crm.tokens.issue({ customer_id = cid }, req.body.ttl or "7d") }
+end
+
+function M.routes.answer(req)
+  local score = math.tointeger(req.body and req.body.score)
+  if not score or score < 0 or score > 10 then return 422, { error = "score is 0 to 10" } end
+  local cid = req.token.customer_id
+  crm.db.exec("INSERT INTO survey_fix_answers(customer_id, score, comment) VALUES (?, ?, ?)",
+              cid, score, req.body.comment)
+  crm.events.emit { type = "survey.answered", customer_id = cid, properties = { score = score } }
+  return 201, { thanks = true }
+end
+
+function M.routes.results(req)
+  return 200, crm.db.one([[SELECT count(*) AS answers, coalesce(avg(score), 0) AS average
+                           FROM survey_fix_answers]])
+end
+
+function M.routes.boom(req)
+  crm.db.exec("INSERT INTO survey_fix_answers(customer_id, score) VALUES (1, 5)")
+  error("this route fails after a write")
+end
+
+function M.export(customer_id)
+  return crm.db.query("SELECT score, comment FROM survey_fix_answers WHERE customer_id = ?", customer_id)
+end
+
+function M.erase(customer_id)
+  crm.db.exec("DELETE FROM survey_fix_answers WHERE customer_id = ?", customer_id)
+end
+
+return M
