@@ -35,13 +35,33 @@ crm = {}
 ---@field scheduled_for crm.ms the due time this run stands for
 ---@field payload table
 
+---A request to one of the plugin's HTTP routes.
+---@class crm.Request
+---@field method string
+---@field path string the route's path, without /v1/p/<plugin>
+---@field query table<string, string>
+---@field body? any decoded JSON, or the raw text
+---@field token? any the payload of the token (public routes)
+---@field key_id? integer the API key (private routes)
+
 ---The table init.lua returns.
 ---@class crm.Plugin
 ---@field handlers? table<string, fun(event: crm.Event)>
 ---@field jobs? table<string, fun(job: crm.Job)>
 ---@field profile? fun(customer_id: integer): table|nil what the plugin adds to `rapport customer show`
+---@field routes? table<string, fun(req: crm.Request): integer?, table?> HTTP routes named in plugin.json
 ---@field export? fun(customer_id: integer): table|nil everything the plugin keeps on the customer (required when a table has customer_id)
 ---@field erase? fun(customer_id: integer) forget the customer (required when a table has customer_id)
+
+-- ---- crm.tokens ----------------------------------------------------------------
+
+---@class crm.tokens
+crm.tokens = {}
+---A signed, expiring token for this plugin's public routes (signed, not encrypted).
+---@param payload? table
+---@param ttl string|integer "7d", "1h" or ms; 1 s to 1 year
+---@return string token
+function crm.tokens.issue(payload, ttl) end
 
 -- ---- crm.log -------------------------------------------------------------------
 
