@@ -86,7 +86,7 @@ int rp_gdpr_export(rp_host *h, int64_t id, cJSON **out, rp_err *err) {
   }
   cJSON_AddItemToObject(doc, "events", events);
   cJSON_AddItemToObject(doc, "consent_history",
-                        rows_json(s, "SELECT channel, granted, source, recorded_at FROM "
+                        rows_json(s, "SELECT channel, granted, source, recorded_at, version FROM "
                                      "customer_consent_history WHERE customer_id = ?1 ORDER BY id",
                                   ids, n));
   cJSON_AddItemToObject(doc, "merges",

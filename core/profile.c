@@ -42,6 +42,7 @@ typedef struct consent_in {
   int granted;
   const char *source;
   int64_t at;
+  const char *version; /* of the text agreed to, or NULL */
 } consent_in;
 
 static const char *const channels[] = {"email", "sms", "push", "phone", NULL};
@@ -397,6 +398,7 @@ static int parse_consent(const cJSON *consent, const char *source, consent_in *l
     c->channel = item->string;
     c->source = source;
     c->at = 0;
+    c->version = NULL;
     if (cJSON_IsBool(item)) {
       c->granted = cJSON_IsTrue(item);
     } else if (cJSON_IsObject(item)) {
@@ -412,12 +414,18 @@ static int parse_consent(const cJSON *consent, const char *source, consent_in *l
           if (!cJSON_IsString(f) || !*f->valuestring || strlen(f->valuestring) > 128)
             return rp_err_set(err, RP_EINVAL, path, "%s.source: must be a string of 1 to 128 bytes", path);
           c->source = f->valuestring;
+        } else if (strcmp(f->string, "version") == 0) {
+          if (!cJSON_IsString(f) || !*f->valuestring || strlen(f->valuestring) > 64)
+            return rp_err_set(err, RP_EINVAL, path,
+                              "%s.version: must be a string of 1 to 64 bytes (the text's version)",
+                              path);
+          c->version = f->valuestring;
         } else if (strcmp(f->string, "at") == 0) {
           if (!whole_number(f, &c->at) &&
               !(cJSON_IsString(f) && rp_clock_parse(f->valuestring, &c->at) == 0))
             return rp_err_set(err, RP_EINVAL, path, "%s.at: must be epoch ms or ISO 8601", path);
         } else {
-          return rp_err_set(err, RP_EINVAL, path, "%s: unknown field \"%s\" (granted, source, at)",
+          return rp_err_set(err, RP_EINVAL, path, "%s: unknown field \"%s\" (granted, source, at, version)",
                             path, f->string);
         }
       }
@@ -574,9 +582,10 @@ static int apply_consent(rp_store *s, int64_t id, const consent_in *c, int64_t n
     if (r == SQLITE_ROW) return RP_OK;
   } else {
     rc = rp_store_prepare(
-        s, "INSERT INTO customer_consent(customer_id, channel, granted, source, recorded_at) "
-           "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(customer_id, channel) DO UPDATE SET "
-           "granted = excluded.granted, source = excluded.source, recorded_at = excluded.recorded_at",
+        s, "INSERT INTO customer_consent(customer_id, channel, granted, source, recorded_at, "
+           "version) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(customer_id, channel) DO UPDATE "
+           "SET granted = excluded.granted, source = excluded.source, "
+           "recorded_at = excluded.recorded_at, version = excluded.version",
         &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -584,16 +593,19 @@ static int apply_consent(rp_store *s, int64_t id, const consent_in *c, int64_t n
     sqlite3_bind_int(st, 3, c->granted != 0);
     sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, at);
+    if (c->version) sqlite3_bind_text(st, 6, c->version, -1, SQLITE_STATIC);
     if ((rc = step_done(s, st, "write consent", err))) return rc;
   }
   rc = rp_store_prepare(s, "INSERT INTO customer_consent_history(customer_id, channel, granted, "
-                           "source, recorded_at) VALUES(?1, ?2, ?3, ?4, ?5)", &st, err);
+                           "source, recorded_at, version) VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st,
+                        err);
   if (rc) return rc;
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_text(st, 2, c->channel, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 3, c->granted != 0);
   sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, at);
+  if (c->version) sqlite3_bind_text(st, 6, c->version, -1, SQLITE_STATIC);
   if ((rc = step_done(s, st, "write consent history", err))) return rc;
   *changed = 1;
   return RP_OK;
@@ -646,10 +658,11 @@ static const char *const merge_sql[] = {
     "type = excluded.type, value = excluded.value, currency = excluded.currency, "
     "updated_at = excluded.updated_at WHERE excluded.updated_at > customer_attributes.updated_at",
     "DELETE FROM customer_attributes WHERE customer_id = ?2",
-    "INSERT INTO customer_consent(customer_id, channel, granted, source, recorded_at) "
-    "SELECT ?1, channel, granted, source, recorded_at FROM customer_consent "
+    "INSERT INTO customer_consent(customer_id, channel, granted, source, recorded_at, version) "
+    "SELECT ?1, channel, granted, source, recorded_at, version FROM customer_consent "
     "WHERE customer_id = ?2 ON CONFLICT(customer_id, channel) DO UPDATE SET "
-    "granted = excluded.granted, source = excluded.source, recorded_at = excluded.recorded_at "
+    "granted = excluded.granted, source = excluded.source, recorded_at = excluded.recorded_at, "
+    "version = excluded.version "
     /* The later decision wins; of two made at the same instant, the refusal
      * (never message someone who may have said no). */
     "WHERE excluded.recorded_at > customer_consent.recorded_at OR "
@@ -924,13 +937,13 @@ static int insert_fresh_consent(rp_store *s, int64_t id, const consent_in *list,
     if (!sql[t][n][0]) {
       char head[160];
       snprintf(head, sizeof head,
-               "INSERT INTO %s(customer_id, channel, granted, source, recorded_at) VALUES",
-               tables[t]);
+               "INSERT INTO %s(customer_id, channel, granted, source, recorded_at, version) "
+               "VALUES", tables[t]);
       /* The same channel twice in one call: the last one is the state. */
-      multi_row_sql(sql[t][n], SQL_CAP, head, "?1, ", 2, 4, "", n,
+      multi_row_sql(sql[t][n], SQL_CAP, head, "?1, ", 2, 5, "", n,
                     t == 0 ? " ON CONFLICT(customer_id, channel) DO UPDATE SET "
                              "granted = excluded.granted, source = excluded.source, "
-                             "recorded_at = excluded.recorded_at"
+                             "recorded_at = excluded.recorded_at, version = excluded.version"
                            : "");
     }
     sqlite3_stmt *st;
@@ -939,10 +952,11 @@ static int insert_fresh_consent(rp_store *s, int64_t id, const consent_in *list,
     sqlite3_bind_int64(st, 1, id);
     for (int i = 0; i < n; i++) {
       const consent_in *c = &list[i];
-      sqlite3_bind_text(st, 2 + 4 * i, c->channel, -1, SQLITE_STATIC);
-      sqlite3_bind_int(st, 3 + 4 * i, c->granted != 0);
-      sqlite3_bind_text(st, 4 + 4 * i, c->source ? c->source : "api", -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 5 + 4 * i, c->at ? c->at : now);
+      sqlite3_bind_text(st, 2 + 5 * i, c->channel, -1, SQLITE_STATIC);
+      sqlite3_bind_int(st, 3 + 5 * i, c->granted != 0);
+      sqlite3_bind_text(st, 4 + 5 * i, c->source ? c->source : "api", -1, SQLITE_STATIC);
+      sqlite3_bind_int64(st, 5 + 5 * i, c->at ? c->at : now);
+      if (c->version) sqlite3_bind_text(st, 6 + 5 * i, c->version, -1, SQLITE_STATIC);
     }
     if ((rc = step_done(s, st, "write consent", err))) return rc;
   }
@@ -1078,7 +1092,7 @@ int rp_profile_set_consent(rp_store *s, int64_t id, const char *channel, int gra
   int64_t target;
   int rc = rp_profile_canonical(s, id, &target, err);
   if (rc) return rc;
-  consent_in c = {channel, granted != 0, source, at_ms};
+  consent_in c = {channel, granted != 0, source, at_ms, NULL};
   if ((rc = rp_store_tx_begin(s, err))) return rc;
   int changed = 0;
   int64_t now = rp_clock_now_ms();
@@ -1212,8 +1226,9 @@ int rp_profile_view(rp_store *s, int64_t id, unsigned flags, int recent_events, 
 
   if (flags & RP_VIEW_CONSENT) {
     cJSON *cons = cJSON_AddObjectToObject(v, "consent");
-    if ((rc = rp_store_prepare(s, "SELECT channel, granted, source, recorded_at FROM customer_consent "
-                                  "WHERE customer_id = ?1 ORDER BY channel", &st, err)))
+    if ((rc = rp_store_prepare(s, "SELECT channel, granted, source, recorded_at, version FROM "
+                                  "customer_consent WHERE customer_id = ?1 ORDER BY channel",
+                               &st, err)))
       goto fail;
     sqlite3_bind_int64(st, 1, cid);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -1221,6 +1236,8 @@ int rp_profile_view(rp_store *s, int64_t id, unsigned flags, int recent_events, 
       cJSON_AddBoolToObject(c, "granted", sqlite3_column_int(st, 1));
       cJSON_AddStringToObject(c, "source", (const char *)sqlite3_column_text(st, 2));
       cJSON_AddNumberToObject(c, "at", (double)sqlite3_column_int64(st, 3));
+      if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+        cJSON_AddStringToObject(c, "version", (const char *)sqlite3_column_text(st, 4));
     }
     rp_store_done(st);
   }

@@ -183,9 +183,16 @@ static const char v3_audit[] =
     "  hash BLOB NOT NULL);\n"
     "CREATE INDEX audit_log_customer ON audit_log(customer_id, id) WHERE customer_id IS NOT NULL;\n";
 
+/* v4: the version of the text a customer agreed to (or refused), with each
+ * consent decision. */
+static const char v4_consent_version[] =
+    "ALTER TABLE customer_consent ADD COLUMN version TEXT;\n"
+    "ALTER TABLE customer_consent_history ADD COLUMN version TEXT;\n";
+
 const rp_migration rp_core_migrations[] = {
     {1, "core", v1_core},
     {2, "api_keys", v2_api_keys},
     {3, "audit", v3_audit},
+    {4, "consent_version", v4_consent_version},
     {0, NULL, NULL},
 };

@@ -173,7 +173,26 @@ static void test_consent_and_its_history(void) {
   fx_open(&f);
   rp_upsert r = upsert(&f, "{\"external_id\": \"A\", \"consent\": {\"email\": true, "
                            "\"sms\": {\"granted\": false, \"source\": \"form\", "
-                           "\"at\": \"2025-12-01T00:00:00Z\"}}}");
+                           "\"at\": \"2025-12-01T00:00:00Z\", \"version\": \"sms-terms-3\"}}}");
+  /* The version of the text agreed to (or refused) is kept, with the history. */
+  char ver[64] = "";
+  sqlite3_stmt *vst;
+  ASSERT_EQ(rp_store_prepare(f.s, "SELECT version FROM customer_consent_history WHERE channel = 'sms'",
+                             &vst, NULL), RP_OK);
+  ASSERT_EQ(sqlite3_step(vst), SQLITE_ROW);
+  snprintf(ver, sizeof ver, "%s", (const char *)sqlite3_column_text(vst, 0));
+  rp_store_done(vst);
+  ASSERT_STR_EQ(ver, "sms-terms-3");
+  {
+    cJSON *v0 = view(&f, r.customer_id);
+    ASSERT_STR_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(v0, "consent"), "sms"),
+                                      "version")->valuestring, "sms-terms-3");
+    cJSON_Delete(v0);
+  }
+  rp_err verr;
+  upsert_rc(&f, "{\"external_id\": \"A\", \"consent\": {\"sms\": {\"granted\": true, \"version\": 3}}}",
+            RP_EINVAL, &verr);
+  ASSERT_CONTAINS(verr.msg, "version");
   ASSERT_EQ(q(&f, "SELECT granted FROM customer_consent WHERE channel = 'email'"), 1);
   ASSERT_EQ(q(&f, "SELECT recorded_at FROM customer_consent WHERE channel = 'sms'"),
             1764547200000LL);
