@@ -7,11 +7,18 @@
 
 #include "clock.h"
 #include "runtime.h"
+#include "sealing.h"
 
 int rp_cli_open_store(rp_cli *cli, int flags, rp_store **out) {
   rp_err err;
   rp_err_clear(&err);
   if (rp_store_open(cli->db_path, flags, out, &err) != RP_OK) return rp_cli_fail(cli, &err);
+  if (rp_sealing_attach(*out, cli->cfg, cli->db_path, (flags & RP_STORE_READONLY) != 0, &err) !=
+      RP_OK) {
+    rp_store_close(*out);
+    *out = NULL;
+    return rp_cli_fail(cli, &err);
+  }
   return RP_EXIT_OK;
 }
 

@@ -82,6 +82,9 @@ int rp_cmd_jobs(rp_cli *cli, int argc, char **argv);
 int rp_cmd_dlq(rp_cli *cli, int argc, char **argv);
 int rp_cmd_serve(rp_cli *cli, int argc, char **argv);
 int rp_cmd_keys(rp_cli *cli, int argc, char **argv);
+/* `keys rotate-data-key` and `keys reseal` (cli_datakey.c). */
+int rp_cli_keys_rotate(rp_cli *cli, int argc, char **argv);
+int rp_cli_keys_reseal(rp_cli *cli, int argc, char **argv);
 int rp_cmd_audit(rp_cli *cli, int argc, char **argv);
 int rp_cmd_gdpr(rp_cli *cli, int argc, char **argv);
 

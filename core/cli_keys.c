@@ -1,4 +1,5 @@
-/* cli_keys: `rapport keys create|list|revoke`. */
+/* cli_keys: `rapport keys create|list|revoke` (API keys); the data key's
+ * subcommands are in cli_datakey.c. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@ static const char help[] =
     "usage: rapport keys create --role ROLE [--name NAME] [--plugin PLUGIN]\n"
     "       rapport keys list\n"
     "       rapport keys revoke ID\n"
+    "       rapport keys rotate-data-key [--batch N] [--grace-ms MS]\n"
+    "       rapport keys reseal [--batch N]\n"
     "\n"
     "API keys authenticate HTTP requests (Authorization: Bearer rpk_...). The key\n"
     "is printed once, by `create`: only a hash of it is stored. Roles:\n"
@@ -19,7 +22,20 @@ static const char help[] =
     "  analyst   customers without personal identities (aggregates, segments)\n"
     "  support   customers with contact details; attribute and consent changes\n"
     "  partner   only the routes of one plugin (--plugin)\n"
-    "`revoke` stops a key at once.\n";
+    "`revoke` stops a key at once.\n"
+    "\n"
+    "The data key seals customers' emails, phones and PII attributes at rest\n"
+    "(AES-256-GCM; a blind index for lookups). It lives in DB.key (mode 0600;\n"
+    "config \"data_key_file\") or in RAPPORT_DATA_KEY.\n"
+    "`rotate-data-key` writes a new key in front of the current one in the key\n"
+    "file, waits MS milliseconds (default 2000) for running servers to pick it\n"
+    "up, re-seals every value in batches of N rows (default 1000, one\n"
+    "transaction each; servers keep working), then removes the old key. An\n"
+    "interrupted rotation is finished by running it again.\n"
+    "`reseal` brings every value in line with the key ring and the declared\n"
+    "PII attributes: values in clear are sealed, values under an older key are\n"
+    "re-sealed, values no longer PII are stored in clear (after a rotation by\n"
+    "RAPPORT_DATA_KEY=NEW,OLD, or a change of \"pii_attributes\").\n";
 
 static int create(rp_cli *cli, int argc, char **argv) {
   const char *role = NULL, *name = NULL, *plugin = NULL;
@@ -115,5 +131,7 @@ int rp_cmd_keys(rp_cli *cli, int argc, char **argv) {
   if (strcmp(argv[1], "create") == 0) return create(cli, argc, argv);
   if (strcmp(argv[1], "list") == 0 && argc == 2) return list(cli);
   if (strcmp(argv[1], "revoke") == 0) return revoke(cli, argc, argv);
+  if (strcmp(argv[1], "rotate-data-key") == 0) return rp_cli_keys_rotate(cli, argc, argv);
+  if (strcmp(argv[1], "reseal") == 0) return rp_cli_keys_reseal(cli, argc, argv);
   return rp_cli_usage("keys", "unknown subcommand '%s'", argv[1]);
 }

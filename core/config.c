@@ -18,6 +18,9 @@ void rp_config_free(rp_config *cfg) {
   free(cfg->default_country);
   for (size_t i = 0; i < cfg->n_placeholders; i++) free(cfg->placeholders[i]);
   free(cfg->placeholders);
+  for (size_t i = 0; i < cfg->n_pii_attributes; i++) free(cfg->pii_attributes[i]);
+  free(cfg->pii_attributes);
+  free(cfg->data_key_file);
   for (size_t i = 0; i < cfg->n_plugin_paths; i++) free(cfg->plugin_paths[i]);
   free(cfg->plugin_paths);
   cJSON_Delete(cfg->plugins);
@@ -91,6 +94,18 @@ static int apply(rp_config *c, const cJSON *root, const char *file, rp_err *err)
       /* Stored lower-case; identity values are compared case-insensitively. */
       for (size_t i = 0; rc == RP_OK && i < c->n_placeholders; i++)
         for (char *p = c->placeholders[i]; p && *p; p++) *p = (char)tolower((unsigned char)*p);
+    } else if (strcmp(k, "pii_attributes") == 0) {
+      for (size_t i = 0; i < c->n_pii_attributes; i++) free(c->pii_attributes[i]);
+      free(c->pii_attributes);
+      c->pii_attributes = NULL;
+      c->n_pii_attributes = 0;
+      rc = str_list(v, k, file, &c->pii_attributes, &c->n_pii_attributes, err);
+      c->pii_attributes_set = 1;
+    } else if (strcmp(k, "data_key_file") == 0) {
+      if (!cJSON_IsString(v) || !*v->valuestring)
+        return rp_err_set(err, RP_EINVAL, k, "%s: \"data_key_file\" must be a path", file);
+      free(c->data_key_file);
+      c->data_key_file = strdup(v->valuestring);
     } else if (strcmp(k, "plugin_paths") == 0) {
       for (size_t i = 0; i < c->n_plugin_paths; i++) free(c->plugin_paths[i]);
       free(c->plugin_paths);

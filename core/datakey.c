@@ -1,8 +1,6 @@
 /* datakey: see datakey.h. */
 #include "datakey.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -10,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct rp_datakey {
   unsigned char seal[32];  /* AES-256-GCM key */
@@ -44,78 +40,20 @@ void rp_datakey_free(rp_datakey *k) {
   else free(k);
 }
 
-static int from_hex(const char *hex, unsigned char key[32]) {
-  size_t n = strlen(hex);
-  while (n && (hex[n - 1] == '\n' || hex[n - 1] == '\r' || hex[n - 1] == ' ')) n--;
-  if (n != 64) return -1;
-  for (int i = 0; i < 32; i++) {
-    unsigned v;
-    char byte[3] = {hex[2 * i], hex[2 * i + 1], 0};
-    char *end;
-    v = (unsigned)strtoul(byte, &end, 16);
-    if (*end) return -1;
-    key[i] = (unsigned char)v;
-  }
-  return 0;
-}
-
-int rp_datakey_load(const char *path, int create, rp_datakey **out, rp_err *err) {
-  *out = NULL;
-  unsigned char key[32];
-  const char *env = getenv("RAPPORT_DATA_KEY");
-  if (env && *env) {
-    if (from_hex(env, key) != 0)
-      return rp_err_set(err, RP_EINVAL, "RAPPORT_DATA_KEY",
-                        "RAPPORT_DATA_KEY must be 64 hex digits (32 bytes)");
-    int rc = rp_datakey_from_bytes(key, out, err);
-    OPENSSL_cleanse(key, sizeof key);
-    return rc;
-  }
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    if (errno != ENOENT || !create)
-      return rp_err_set(err, RP_ENOTFOUND, path,
-                        "no data key: %s does not exist (run `rapport init`, or set "
-                        "RAPPORT_DATA_KEY)", path);
-    if (RAND_bytes(key, sizeof key) != 1)
-      return rp_err_set(err, RP_EIO, path, "no randomness available for the data key");
-    char hex[65];
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", key[i]);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    int ok = fd >= 0 && write(fd, hex, 64) == 64 && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
-    if (fd >= 0 && close(fd) != 0) ok = 0;
-    OPENSSL_cleanse(hex, sizeof hex);
-    if (!ok) {
-      OPENSSL_cleanse(key, sizeof key);
-      return rp_err_set(err, RP_EIO, path, "%s: cannot write the data key: %s", path,
-                        strerror(errno));
-    }
-    int rc = rp_datakey_from_bytes(key, out, err);
-    OPENSSL_cleanse(key, sizeof key);
-    return rc;
-  }
-  if (!S_ISREG(st.st_mode))
-    return rp_err_set(err, RP_EINVAL, path, "%s: the data key must be a regular file", path);
-  if (st.st_mode & (S_IRWXG | S_IRWXO))
-    return rp_err_set(err, RP_EINVAL, path,
-                      "%s: the data key is readable by others (mode %03o): chmod 600 it", path,
-                      (unsigned)(st.st_mode & 0777));
-  FILE *f = fopen(path, "r");
-  char buf[128] = "";
-  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  if (f) fclose(f);
-  buf[n] = '\0';
-  int bad = from_hex(buf, key) != 0;
-  OPENSSL_cleanse(buf, sizeof buf);
-  if (bad)
-    return rp_err_set(err, RP_EINVAL, path, "%s: a data key file holds 64 hex digits", path);
-  int rc = rp_datakey_from_bytes(key, out, err);
-  OPENSSL_cleanse(key, sizeof key);
-  return rc;
-}
-
 void rp_datakey_fingerprint(const rp_datakey *k, char out[17]) {
   for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", k->check[i]);
+}
+
+uint32_t rp_datakey_id(const rp_datakey *k) {
+  return (uint32_t)k->check[0] << 24 | (uint32_t)k->check[1] << 16 | (uint32_t)k->check[2] << 8 |
+         k->check[3];
+}
+
+int rp_datakey_sealed_id(const unsigned char *sealed, size_t sealed_len, uint32_t *id) {
+  if (sealed_len < RP_SEAL_OVERHEAD || sealed[0] != SEAL_VERSION) return -1;
+  *id = (uint32_t)sealed[1] << 24 | (uint32_t)sealed[2] << 16 | (uint32_t)sealed[3] << 8 |
+        sealed[4];
+  return 0;
 }
 
 int rp_datakey_seal(const rp_datakey *k, const char *context, const void *plain, size_t n,
@@ -124,7 +62,12 @@ int rp_datakey_seal(const rp_datakey *k, const char *context, const void *plain,
   unsigned char *out = malloc(n + RP_SEAL_OVERHEAD);
   if (!out) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
   out[0] = SEAL_VERSION;
-  unsigned char *nonce = out + 1, *ct = out + 1 + NONCE, *tag = ct + n;
+  uint32_t id = rp_datakey_id(k);
+  out[1] = (unsigned char)(id >> 24);
+  out[2] = (unsigned char)(id >> 16);
+  out[3] = (unsigned char)(id >> 8);
+  out[4] = (unsigned char)id;
+  unsigned char *nonce = out + 5, *ct = out + 5 + NONCE, *tag = ct + n;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int len = 0, ok = RAND_bytes(nonce, NONCE) == 1 && ctx &&
                     EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1 &&
@@ -151,7 +94,7 @@ int rp_datakey_open(const rp_datakey *k, const char *context, const unsigned cha
   if (sealed_len < RP_SEAL_OVERHEAD || sealed[0] != SEAL_VERSION)
     return rp_err_set(err, RP_EINVAL, NULL, "not a sealed value");
   size_t clen = sealed_len - RP_SEAL_OVERHEAD;
-  const unsigned char *nonce = sealed + 1, *ct = sealed + 1 + NONCE, *tag = ct + clen;
+  const unsigned char *nonce = sealed + 5, *ct = sealed + 5 + NONCE, *tag = ct + clen;
   char *out = malloc(clen + 1);
   if (!out) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();

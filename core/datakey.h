@@ -1,13 +1,15 @@
-/* datakey: the data key that encrypts customers' sensitive fields at rest,
- * and the primitives that use it (OpenSSL libcrypto).
+/* datakey: one data key and the primitives that use it (OpenSSL libcrypto).
  *
- * The key is 32 random bytes, read from RAPPORT_DATA_KEY (64 hex digits) or
- * from a key file (by default the database path + ".key"), which must be a
- * regular file of mode 0600 (or stricter) holding the 64 hex digits; `rapport
- * init` creates one when there is none. Two subkeys are derived from it with
+ * A data key is 32 random bytes (where they come from is the vault's
+ * business, see vault.h). Three subkeys are derived from it with
  * HMAC-SHA-256: one seals values (AES-256-GCM, a fresh 12-byte nonce per
- * value), one computes blind indexes (HMAC-SHA-256 of a normalised value,
- * so that exact lookups work on values stored encrypted).
+ * value), one computes blind indexes (HMAC-SHA-256 of a normalised value, so
+ * that exact lookups work on values stored encrypted), one names the key
+ * (its fingerprint and the 4-byte id written in front of what it seals, so
+ * that a key ring knows which key opens a value).
+ *
+ * Sealed format: version byte (1), key id (4 bytes, big-endian), nonce (12),
+ * ciphertext, GCM tag (16).
  *
  * Ownership: rp_datakey is opaque, freed with rp_datakey_free (which wipes
  * it); sealed and opened buffers are malloc'ed, freed by the caller. */
@@ -22,17 +24,11 @@
 typedef struct rp_datakey rp_datakey;
 
 enum {
-  RP_SEAL_OVERHEAD = 1 + 12 + 16, /* version byte, nonce, tag */
+  RP_SEAL_OVERHEAD = 1 + 4 + 12 + 16, /* version byte, key id, nonce, tag */
   RP_BLIND_HEX = 64               /* hex digits of a blind index */
 };
 
-/* Loads the key: RAPPORT_DATA_KEY when set, else the file at path. With
- * create set and neither present, writes a new random key to path (mode
- * 0600). RP_EINVAL naming the file for a key file readable by others or
- * malformed; RP_ENOTFOUND when absent and not created. */
-int rp_datakey_load(const char *path, int create, rp_datakey **out, rp_err *err);
-
-/* A key from 32 bytes (tests). */
+/* A key from its 32 bytes (which the caller then wipes). */
 int rp_datakey_from_bytes(const unsigned char key[32], rp_datakey **out, rp_err *err);
 
 void rp_datakey_free(rp_datakey *k);
@@ -40,6 +36,12 @@ void rp_datakey_free(rp_datakey *k);
 /* A short fingerprint of the key (16 hex digits), stored with the database
  * so that opening it with another key is refused instead of misreading. */
 void rp_datakey_fingerprint(const rp_datakey *k, char out[17]);
+
+/* The id written in front of every value k seals. */
+uint32_t rp_datakey_id(const rp_datakey *k);
+
+/* The id of the key that sealed a value; -1 when it is not a sealed value. */
+int rp_datakey_sealed_id(const unsigned char *sealed, size_t sealed_len, uint32_t *id);
 
 /* Encrypts n bytes of plain with a fresh nonce, binding context (e.g.
  * "email") as associated data: *sealed is n + RP_SEAL_OVERHEAD bytes. */

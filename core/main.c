@@ -24,7 +24,7 @@ static const command commands[] = {
     {"jobs", rp_cmd_jobs, "list, add, remove and run scheduled jobs; show their history"},
     {"dlq", rp_cmd_dlq, "list and retry events a plugin failed on"},
     {"serve", rp_cmd_serve, "run the HTTP API, the event bus and the scheduler until SIGTERM"},
-    {"keys", rp_cmd_keys, "create, list and revoke API keys"},
+    {"keys", rp_cmd_keys, "API keys (create, list, revoke); the data key (rotate, reseal)"},
     {"audit", rp_cmd_audit, "verify and show the audit log of access to customers' data"},
     {"gdpr", rp_cmd_gdpr, "export or erase everything held on one customer"},
     {NULL, NULL, NULL},

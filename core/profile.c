@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,62 @@ int rp_profile_canonical(rp_store *s, int64_t id, int64_t *survivor, rp_err *err
   return rp_err_set(err, RP_EDB, "id", "customer %" PRId64 ": merge chain too long", id);
 }
 
+/* ---- sealed values ------------------------------------------------------------ */
+
+/* The candidates for the value column of an identity: for a sealed kind, its
+ * blind index under each key of the vault (the current key first, so col[0]
+ * is what a write stores); else the value itself. */
+typedef struct ident_cols {
+  int n;
+  const char *col[RP_VAULT_MAX_KEYS];
+  char blind[RP_VAULT_MAX_KEYS][RP_BLIND_HEX + 1];
+} ident_cols;
+
+static void ident_cols_of(rp_store *s, const char *kind, const char *value, ident_cols *c) {
+  rp_vault *v = rp_store_vault(s);
+  if (v && rp_vault_sealed_kind(kind)) {
+    c->n = rp_vault_blinds(v, kind, value, c->blind);
+    for (int i = 0; i < c->n; i++) c->col[i] = c->blind[i];
+  } else {
+    c->n = 1;
+    c->col[0] = value;
+  }
+}
+
+/* The sealed form of an identity value, or NULL when its kind is not sealed
+ * (or the store has no vault). *blob is the caller's to free. */
+static int seal_identity(rp_store *s, const char *kind, const char *value, unsigned char **blob,
+                         size_t *len, rp_err *err) {
+  *blob = NULL;
+  *len = 0;
+  rp_vault *v = rp_store_vault(s);
+  if (!v || !rp_vault_sealed_kind(kind)) return RP_OK;
+  return rp_vault_seal(v, kind, value, strlen(value), blob, len, err);
+}
+
+/* The associated data a PII attribute is sealed under. */
+static void attr_context(const char *name, char *out, size_t size) {
+  snprintf(out, size, "attribute:%s", name);
+}
+
+/* Opens a sealed column value; *plain is the caller's to free. */
+static int open_sealed(rp_store *s, const char *context, const void *blob, int len, char **plain,
+                       rp_err *err) {
+  rp_vault *v = rp_store_vault(s);
+  size_t n;
+  if (!v)
+    return rp_err_set(err, RP_EINVAL, context,
+                      "%s: the value is sealed and no data key is loaded", context);
+  return rp_vault_open(v, context, blob, (size_t)len, plain, &n, err);
+}
+
+/* Work that writes sealed values looks for a rotated key file first, once,
+ * so that it blinds and seals with one key throughout. */
+static void refresh_vault(rp_store *s) {
+  rp_vault *v = rp_store_vault(s);
+  if (v) rp_vault_refresh(v);
+}
+
 /* The customer holding an already normalised identity, followed to its
  * survivor; *id = 0 when nobody holds it. */
 static int find_identity(rp_store *s, const char *kind, const char *value, int64_t *id,
@@ -111,10 +168,17 @@ static int find_identity(rp_store *s, const char *kind, const char *value, int64
   int rc = rp_store_prepare(
       s, "SELECT customer_id FROM customer_identities WHERE kind = ?1 AND value = ?2", &st, err);
   if (rc) return rc;
-  sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-  int r = sqlite3_step(st);
+  ident_cols cols;
+  ident_cols_of(s, kind, value, &cols);
   *id = 0;
+  int r = SQLITE_DONE;
+  /* During a key rotation a value may still be indexed under the old key. */
+  for (int i = 0; i < cols.n && r == SQLITE_DONE; i++) {
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cols.col[i], -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+  }
   if (r == SQLITE_ROW) {
     int64_t owner = sqlite3_column_int64(st, 0);
     rp_store_done(st);
@@ -452,6 +516,72 @@ static int parse_consent(const cJSON *consent, const char *source, consent_in *l
 /* Writes "head (pre?F, ..., ?F+width-1post), (...) tail" for k rows, row r
  * numbering its parameters from first + r * width: the multi-row statements
  * that write a new customer in a few statements instead of one per value. */
+/* The sealed form of a PII attribute (its text, or its number in decimal),
+ * or NULL when the attribute is not PII or the store has no vault. */
+static int seal_attr(rp_store *s, const attr_in *a, unsigned char **blob, size_t *len,
+                     rp_err *err) {
+  *blob = NULL;
+  *len = 0;
+  rp_vault *v = rp_store_vault(s);
+  if (!v || !rp_vault_pii_attribute(v, a->name)) return RP_OK;
+  char num[24], ctx[160];
+  const char *plain = a->text;
+  if (a->type != T_TEXT) {
+    snprintf(num, sizeof num, "%" PRId64, a->num);
+    plain = num;
+  }
+  attr_context(a->name, ctx, sizeof ctx);
+  return rp_vault_seal(v, ctx, plain, strlen(plain), blob, len, err);
+}
+
+/* The text of a stored attribute value: opened when sealed, else the column
+ * as text. *out is the caller's to free (NULL for an SQL NULL). */
+static int attr_plain(rp_store *s, sqlite3_stmt *st, int col, const char *name, char **out,
+                      rp_err *err) {
+  *out = NULL;
+  int t = sqlite3_column_type(st, col);
+  if (t == SQLITE_NULL) return RP_OK;
+  if (t == SQLITE_BLOB) {
+    char ctx[160];
+    attr_context(name, ctx, sizeof ctx);
+    return open_sealed(s, ctx, sqlite3_column_blob(st, col), sqlite3_column_bytes(st, col), out,
+                       err);
+  }
+  const char *text = (const char *)sqlite3_column_text(st, col);
+  if (!(*out = strdup(text ? text : ""))) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  return RP_OK;
+}
+
+/* Whether a PII attribute already holds exactly a (a sealed value never
+ * compares equal in SQL: each has its own nonce). */
+static int sealed_attr_same(rp_store *s, int64_t id, const attr_in *a, int *same, rp_err *err) {
+  *same = 0;
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, "SELECT type, value, currency FROM customer_attributes "
+                               "WHERE customer_id = ?1 AND name = ?2", &st, err);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW) {
+    const char *type = (const char *)sqlite3_column_text(st, 0);
+    const char *cur = (const char *)sqlite3_column_text(st, 2);
+    char *plain = NULL;
+    if (strcmp(type, type_names[a->type]) == 0 &&
+        (a->type == T_MONEY ? cur && strcmp(cur, a->currency) == 0 : cur == NULL) &&
+        (rc = attr_plain(s, st, 1, a->name, &plain, err)) == RP_OK && plain) {
+      char num[24];
+      if (a->type != T_TEXT) snprintf(num, sizeof num, "%" PRId64, a->num);
+      *same = strcmp(plain, a->type == T_TEXT ? a->text : num) == 0;
+    }
+    free(plain);
+  } else if (r != SQLITE_DONE) {
+    rc = rp_store_error(s, "read attribute", err);
+  }
+  rp_store_done(st);
+  return rc;
+}
+
 static void multi_row_sql(char *out, size_t cap, const char *head, const char *pre, int first,
                           int width, const char *post, int k, const char *tail) {
   size_t len = (size_t)snprintf(out, cap, "%s", head);
@@ -490,21 +620,28 @@ static int insert_fresh_attrs(rp_store *s, int64_t id, const attr_in *list, int 
     for (; i < n && k < ATTR_ROWS; i++)
       if (!list[i].del) rows[k++] = &list[i];
     if (k == 0) break;
-    const char *sql = fresh_attrs_sql(k);
-    sqlite3_stmt *st;
-    int rc = rp_store_prepare(s, sql, &st, err);
-    if (rc) return rc;
-    sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, now);
-    for (int r = 0; r < k; r++) {
-      const attr_in *a = rows[r];
-      sqlite3_bind_text(st, 3 + 4 * r, a->name, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 4 + 4 * r, type_names[a->type], -1, SQLITE_STATIC);
-      if (a->type == T_TEXT) sqlite3_bind_text(st, 5 + 4 * r, a->text, -1, SQLITE_STATIC);
-      else sqlite3_bind_int64(st, 5 + 4 * r, a->num);
-      if (a->type == T_MONEY) sqlite3_bind_text(st, 6 + 4 * r, a->currency, -1, SQLITE_STATIC);
+    unsigned char *blobs[ATTR_ROWS] = {0};
+    size_t lens[ATTR_ROWS];
+    int rc = RP_OK;
+    for (int r = 0; rc == RP_OK && r < k; r++) rc = seal_attr(s, rows[r], &blobs[r], &lens[r], err);
+    sqlite3_stmt *st = NULL;
+    if (rc == RP_OK) rc = rp_store_prepare(s, fresh_attrs_sql(k), &st, err);
+    if (rc == RP_OK) {
+      sqlite3_bind_int64(st, 1, id);
+      sqlite3_bind_int64(st, 2, now);
+      for (int r = 0; r < k; r++) {
+        const attr_in *a = rows[r];
+        sqlite3_bind_text(st, 3 + 4 * r, a->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4 + 4 * r, type_names[a->type], -1, SQLITE_STATIC);
+        if (blobs[r]) sqlite3_bind_blob(st, 5 + 4 * r, blobs[r], (int)lens[r], SQLITE_STATIC);
+        else if (a->type == T_TEXT) sqlite3_bind_text(st, 5 + 4 * r, a->text, -1, SQLITE_STATIC);
+        else sqlite3_bind_int64(st, 5 + 4 * r, a->num);
+        if (a->type == T_MONEY) sqlite3_bind_text(st, 6 + 4 * r, a->currency, -1, SQLITE_STATIC);
+      }
+      rc = step_done(s, st, "write attributes", err);
     }
-    if ((rc = step_done(s, st, "write attributes", err))) return rc;
+    for (int r = 0; r < k; r++) free(blobs[r]);
+    if (rc) return rc;
     *changed = 1;
   }
   return RP_OK;
@@ -516,7 +653,18 @@ static int apply_attrs(rp_store *s, int64_t id, const attr_in *list, int n, int6
   for (int i = 0; i < n; i++) {
     const attr_in *a = &list[i];
     sqlite3_stmt *st;
+    unsigned char *blob = NULL;
+    size_t blob_len = 0;
     int rc;
+    if (!a->del && (rc = seal_attr(s, a, &blob, &blob_len, err))) return rc;
+    if (blob) {
+      int same = 0;
+      if ((rc = sealed_attr_same(s, id, a, &same, err)) || same) {
+        free(blob);
+        if (rc) return rc;
+        continue;
+      }
+    }
     if (a->del) {
       rc = rp_store_prepare(s, "DELETE FROM customer_attributes WHERE customer_id = ?1 AND name = ?2",
                             &st, err);
@@ -532,16 +680,22 @@ static int apply_attrs(rp_store *s, int64_t id, const attr_in *list, int n, int6
           "updated_at = excluded.updated_at WHERE type IS NOT excluded.type OR "
           "value IS NOT excluded.value OR currency IS NOT excluded.currency",
           &st, err);
-      if (rc) return rc;
+      if (rc) {
+        free(blob);
+        return rc;
+      }
       sqlite3_bind_int64(st, 1, id);
       sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
       sqlite3_bind_text(st, 3, type_names[a->type], -1, SQLITE_STATIC);
-      if (a->type == T_TEXT) sqlite3_bind_text(st, 4, a->text, -1, SQLITE_STATIC);
+      if (blob) sqlite3_bind_blob(st, 4, blob, (int)blob_len, SQLITE_STATIC);
+      else if (a->type == T_TEXT) sqlite3_bind_text(st, 4, a->text, -1, SQLITE_STATIC);
       else sqlite3_bind_int64(st, 4, a->num);
       if (a->type == T_MONEY) sqlite3_bind_text(st, 5, a->currency, -1, SQLITE_STATIC);
       sqlite3_bind_int64(st, 6, now);
     }
-    if ((rc = step_done(s, st, "write attribute", err))) return rc;
+    rc = step_done(s, st, "write attribute", err);
+    free(blob);
+    if (rc) return rc;
     if (sqlite3_changes(db) > 0) *changed = 1;
   }
   return RP_OK;
@@ -630,21 +784,39 @@ static int note_lost_attributes(rp_store *s, int64_t survivor, int64_t absorbed,
   cJSON *lost = NULL;
   int r;
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    int sealed = sqlite3_column_type(st, 2) == SQLITE_BLOB || sqlite3_column_type(st, 6) == SQLITE_BLOB;
+    if (sealed) {
+      /* Sealed values differ in SQL even when equal: compare them opened. */
+      char *b = NULL, *a = NULL;
+      rc = attr_plain(s, st, 2, name, &b, err);
+      if (rc == RP_OK) rc = attr_plain(s, st, 6, name, &a, err);
+      int same = rc == RP_OK && a && b && strcmp(a, b) == 0 &&
+                 strcmp((const char *)sqlite3_column_text(st, 1),
+                        (const char *)sqlite3_column_text(st, 5)) == 0;
+      free(a);
+      free(b);
+      if (rc) break;
+      if (same) continue;
+    }
     /* The absorbed value (columns 1..4) wins only when strictly newer. */
     int absorbed_wins = sqlite3_column_int64(st, 4) > sqlite3_column_int64(st, 8);
     int base = absorbed_wins ? 5 : 1;
     if (!lost) lost = cJSON_AddObjectToObject(detail, "lost_attributes");
-    cJSON *o = cJSON_AddObjectToObject(lost, (const char *)sqlite3_column_text(st, 0));
+    cJSON *o = cJSON_AddObjectToObject(lost, name);
     cJSON_AddNumberToObject(o, "from", (double)(absorbed_wins ? survivor : absorbed));
     cJSON_AddStringToObject(o, "type", (const char *)sqlite3_column_text(st, base));
-    if (sqlite3_column_type(st, base + 1) == SQLITE_TEXT)
+    /* A lost sealed value is not copied into the merge record in clear. */
+    if (sealed)
+      cJSON_AddBoolToObject(o, "sealed", 1);
+    else if (sqlite3_column_type(st, base + 1) == SQLITE_TEXT)
       cJSON_AddStringToObject(o, "value", (const char *)sqlite3_column_text(st, base + 1));
     else
       cJSON_AddNumberToObject(o, "value", (double)sqlite3_column_int64(st, base + 1));
     if (sqlite3_column_type(st, base + 2) == SQLITE_TEXT)
       cJSON_AddStringToObject(o, "currency", (const char *)sqlite3_column_text(st, base + 2));
   }
-  if (r != SQLITE_DONE) rc = rp_store_error(s, "compare attributes", err);
+  if (rc == RP_OK && r != SQLITE_DONE && r != SQLITE_ROW) rc = rp_store_error(s, "compare attributes", err);
   rp_store_done(st);
   return rc;
 }
@@ -812,14 +984,27 @@ static int parse_upsert(const rp_config *cfg, const cJSON *in, const char *sourc
 static int insert_identity(rp_store *s, int64_t id, int fresh, const ident_in *ident, int64_t now,
                            int *changed, rp_err *err) {
   sqlite3_stmt *st;
-  int rc = rp_store_prepare(s, "INSERT INTO customer_identities(kind, value, customer_id, created_at) "
-                               "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(kind, value) DO NOTHING", &st, err);
+  unsigned char *blob;
+  size_t blob_len;
+  int rc = seal_identity(s, ident->kind, ident->value, &blob, &blob_len, err);
   if (rc) return rc;
+  rc = rp_store_prepare(s, "INSERT INTO customer_identities(kind, value, sealed, customer_id, "
+                           "created_at) VALUES(?1, ?2, ?5, ?3, ?4) ON CONFLICT(kind, value) "
+                           "DO NOTHING", &st, err);
+  if (rc) {
+    free(blob);
+    return rc;
+  }
+  ident_cols cols;
+  ident_cols_of(s, ident->kind, ident->value, &cols);
   sqlite3_bind_text(st, 1, ident->kind, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, ident->value, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, cols.col[0], -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, id);
   sqlite3_bind_int64(st, 4, now);
-  if ((rc = step_done(s, st, "write identity", err))) return rc;
+  if (blob) sqlite3_bind_blob(st, 5, blob, (int)blob_len, SQLITE_STATIC);
+  rc = step_done(s, st, "write identity", err);
+  free(blob);
+  if (rc) return rc;
   if (sqlite3_changes(rp_store_db(s)) > 0) {
     *changed = 1;
     if (!fresh && strcmp(ident->kind, "external_id") == 0) {
@@ -845,7 +1030,9 @@ static int insert_identity(rp_store *s, int64_t id, int fresh, const ident_in *i
  * were a fifth of a customer import. */
 static int find_identities(rp_store *s, ident_in *idents, int n, rp_err *err) {
   if (n == 0) return RP_OK;
-  if (n > IDENT_ROWS) {
+  rp_vault *v = rp_store_vault(s);
+  /* Several keys (a rotation in progress): several candidates per identity. */
+  if (n > IDENT_ROWS || (v && rp_vault_key_count(v) > 1)) {
     for (int i = 0; i < n; i++) {
       int rc = find_identity(s, idents[i].kind, idents[i].value, &idents[i].owner, err);
       if (rc) return rc;
@@ -864,10 +1051,12 @@ static int find_identities(rp_store *s, ident_in *idents, int n, rp_err *err) {
   sqlite3_stmt *st;
   int rc = rp_store_prepare(s, sql[n], &st, err);
   if (rc) return rc;
+  ident_cols cols[IDENT_ROWS];
   for (int i = 0; i < n; i++) {
     idents[i].owner = 0;
+    ident_cols_of(s, idents[i].kind, idents[i].value, &cols[i]);
     sqlite3_bind_text(st, 2 * i + 1, idents[i].kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2 * i + 2, idents[i].value, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2 * i + 2, cols[i].col[0], -1, SQLITE_STATIC);
   }
   int64_t owners[IDENT_ROWS];
   int r;
@@ -875,7 +1064,7 @@ static int find_identities(rp_store *s, ident_in *idents, int n, rp_err *err) {
     const char *kind = (const char *)sqlite3_column_text(st, 0);
     const char *value = (const char *)sqlite3_column_text(st, 1);
     for (int i = 0; i < n; i++)
-      if (strcmp(idents[i].kind, kind) == 0 && strcmp(idents[i].value, value) == 0)
+      if (strcmp(idents[i].kind, kind) == 0 && strcmp(cols[i].col[0], value) == 0)
         idents[i].owner = sqlite3_column_int64(st, 2);
   }
   if (r != SQLITE_DONE) rc = rp_store_error(s, "find identities", err);
@@ -908,18 +1097,29 @@ static int insert_fresh_identities(rp_store *s, int64_t id, ident_in *idents, in
   static char sql[IDENT_ROWS + 1][SQL_CAP];
   if (!sql[n][0])
     multi_row_sql(sql[n], SQL_CAP,
-                  "INSERT INTO customer_identities(kind, value, customer_id, created_at) VALUES",
-                  "", 3, 2, ", ?1, ?2", n, " ON CONFLICT(kind, value) DO NOTHING");
-  sqlite3_stmt *st;
-  int rc = rp_store_prepare(s, sql[n], &st, err);
-  if (rc) return rc;
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int64(st, 2, now);
-  for (int i = 0; i < n; i++) {
-    sqlite3_bind_text(st, 3 + 2 * i, idents[i].kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4 + 2 * i, idents[i].value, -1, SQLITE_STATIC);
+                  "INSERT INTO customer_identities(kind, value, sealed, customer_id, created_at) "
+                  "VALUES", "", 3, 3, ", ?1, ?2", n, " ON CONFLICT(kind, value) DO NOTHING");
+  unsigned char *blobs[IDENT_ROWS] = {0};
+  size_t lens[IDENT_ROWS];
+  int rc = RP_OK;
+  for (int i = 0; rc == RP_OK && i < n; i++)
+    rc = seal_identity(s, idents[i].kind, idents[i].value, &blobs[i], &lens[i], err);
+  sqlite3_stmt *st = NULL;
+  if (rc == RP_OK) rc = rp_store_prepare(s, sql[n], &st, err);
+  if (rc == RP_OK) {
+    ident_cols cols[IDENT_ROWS];
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    for (int i = 0; i < n; i++) {
+      ident_cols_of(s, idents[i].kind, idents[i].value, &cols[i]);
+      sqlite3_bind_text(st, 3 + 3 * i, idents[i].kind, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 4 + 3 * i, cols[i].col[0], -1, SQLITE_STATIC);
+      if (blobs[i]) sqlite3_bind_blob(st, 5 + 3 * i, blobs[i], (int)lens[i], SQLITE_STATIC);
+    }
+    rc = step_done(s, st, "write identities", err);
   }
-  if ((rc = step_done(s, st, "write identities", err))) return rc;
+  for (int i = 0; i < n; i++) free(blobs[i]);
+  if (rc) return rc;
   *changed = 1;
   return RP_OK;
 }
@@ -968,6 +1168,7 @@ static int insert_fresh_consent(rp_store *s, int64_t id, const consent_in *list,
 static int upsert_tx(rp_store *s, upsert_in *u, const char *source, rp_upsert *res, rp_err *err) {
   int64_t now = rp_clock_now_ms();
   int rc;
+  refresh_vault(s);
   int64_t ids[RP_PROFILE_MAX_IDENTITIES + 1];
   int n_ids = 0;
   if (u->id) {
@@ -1008,8 +1209,13 @@ static int upsert_tx(rp_store *s, upsert_in *u, const char *source, rp_upsert *r
       cJSON *why = cJSON_AddArrayToObject(detail, "identities");
       for (int i = 0; i < u->n_idents; i++) {
         if (u->idents[i].owner != ids[j] && u->idents[i].owner != target) continue;
+        /* A sealed value is named by its kind only: the merge record is
+         * not a way around the encryption. */
         char both[RP_NORM_MAX_KIND + RP_NORM_BUF + 2];
-        snprintf(both, sizeof both, "%s:%s", u->idents[i].kind, u->idents[i].value);
+        if (rp_vault_sealed_kind(u->idents[i].kind))
+          snprintf(both, sizeof both, "%s", u->idents[i].kind);
+        else
+          snprintf(both, sizeof both, "%s:%s", u->idents[i].kind, u->idents[i].value);
         cJSON_AddItemToArray(why, cJSON_CreateString(both));
       }
       if ((rc = merge_canonical(s, target, ids[j], "identity", detail, err))) return rc;
@@ -1075,6 +1281,7 @@ int rp_profile_set_attributes(rp_store *s, int64_t id, const cJSON *attrs, rp_er
   if (rc == RP_OK) rc = rp_store_tx_begin(s, err);
   if (rc == RP_OK) {
     int64_t now = rp_clock_now_ms();
+    refresh_vault(s);
     rc = apply_attrs(s, target, list, n, now, &changed, err);
     if (rc == RP_OK && changed) rc = touch_customer(s, target, now, err);
     if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
@@ -1114,6 +1321,7 @@ int rp_profile_resolve(rp_store *s, const rp_config *cfg, const char *kind, cons
   if (placeholder)
     return rp_err_set(err, RP_ENOTFOUND, kind, "%s \"%s\" is a placeholder and names nobody", kind,
                       out);
+  refresh_vault(s);
   if ((rc = find_identity(s, kind, out, id, err))) return rc;
   if (!*id) return rp_err_set(err, RP_ENOTFOUND, kind, "no customer with %s %s", kind, out);
   return RP_OK;
@@ -1146,20 +1354,59 @@ int rp_profile_lookup(rp_store *s, const rp_config *cfg, const char *ref, int64_
 
 /* ---- the unified view ------------------------------------------------------------ */
 
-static cJSON *attr_value_json(sqlite3_stmt *st, int type_col) {
-  const char *type = (const char *)sqlite3_column_text(st, type_col);
-  int vcol = type_col + 1;
-  if (sqlite3_column_type(st, vcol) == SQLITE_NULL) return cJSON_CreateNull();
-  if (strcmp(type, "text") == 0) return cJSON_CreateString((const char *)sqlite3_column_text(st, vcol));
-  if (strcmp(type, "boolean") == 0) return cJSON_CreateBool(sqlite3_column_int64(st, vcol) != 0);
+/* An attribute value as JSON, from its type and its text (sealed values
+ * are opened to text first). */
+static cJSON *attr_json_from_text(const char *type, const char *text, const char *currency) {
+  if (strcmp(type, "text") == 0) return cJSON_CreateString(text);
+  int64_t num = strtoll(text, NULL, 10);
+  if (strcmp(type, "boolean") == 0) return cJSON_CreateBool(num != 0);
   if (strcmp(type, "money") == 0) {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddNumberToObject(m, "amount", (double)sqlite3_column_int64(st, vcol));
-    const unsigned char *cur = sqlite3_column_text(st, vcol + 1);
-    cJSON_AddStringToObject(m, "currency", cur ? (const char *)cur : "");
+    cJSON_AddNumberToObject(m, "amount", (double)num);
+    cJSON_AddStringToObject(m, "currency", currency ? currency : "");
     return m;
   }
-  return cJSON_CreateNumber((double)sqlite3_column_int64(st, vcol));
+  return cJSON_CreateNumber((double)num);
+}
+
+/* The value of the attribute row of st (columns name, type, value,
+ * currency) as JSON. */
+static int attr_value_json(rp_store *s, sqlite3_stmt *st, cJSON **out, rp_err *err) {
+  const char *name = (const char *)sqlite3_column_text(st, 0);
+  const char *type = (const char *)sqlite3_column_text(st, 1);
+  const char *cur = (const char *)sqlite3_column_text(st, 3);
+  *out = NULL;
+  switch (sqlite3_column_type(st, 2)) {
+  case SQLITE_NULL:
+    *out = cJSON_CreateNull();
+    return RP_OK;
+  case SQLITE_BLOB: {
+    char *plain = NULL;
+    int rc = attr_plain(s, st, 2, name, &plain, err);
+    if (rc) return rc;
+    *out = attr_json_from_text(type, plain, cur);
+    OPENSSL_cleanse(plain, strlen(plain));
+    free(plain);
+    return RP_OK;
+  }
+  default:
+    break;
+  }
+  if (strcmp(type, "text") == 0) {
+    *out = cJSON_CreateString((const char *)sqlite3_column_text(st, 2));
+    return RP_OK;
+  }
+  int64_t num = sqlite3_column_int64(st, 2);
+  if (strcmp(type, "boolean") == 0) {
+    *out = cJSON_CreateBool(num != 0);
+  } else if (strcmp(type, "money") == 0) {
+    *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*out, "amount", (double)num);
+    cJSON_AddStringToObject(*out, "currency", cur ? cur : "");
+  } else {
+    *out = cJSON_CreateNumber((double)num);
+  }
+  return RP_OK;
 }
 
 int rp_profile_view(rp_store *s, int64_t id, unsigned flags, int recent_events, cJSON **out,
@@ -1198,15 +1445,29 @@ int rp_profile_view(rp_store *s, int64_t id, unsigned flags, int recent_events, 
 
   if (flags & RP_VIEW_PII) {
     cJSON *ids = cJSON_AddObjectToObject(v, "identities");
-    if ((rc = rp_store_prepare(s, "SELECT kind, value FROM customer_identities WHERE customer_id = ?1 "
-                                  "ORDER BY kind, created_at, value", &st, err)))
+    if ((rc = rp_store_prepare(s, "SELECT kind, value, sealed FROM customer_identities "
+                                  "WHERE customer_id = ?1 ORDER BY kind, created_at, value",
+                               &st, err)))
       goto fail;
     sqlite3_bind_int64(st, 1, cid);
     while (sqlite3_step(st) == SQLITE_ROW) {
       const char *kind = (const char *)sqlite3_column_text(st, 0);
       cJSON *list = cJSON_GetObjectItemCaseSensitive(ids, kind);
       if (!list) list = cJSON_AddArrayToObject(ids, kind);
-      cJSON_AddItemToArray(list, cJSON_CreateString((const char *)sqlite3_column_text(st, 1)));
+      if (sqlite3_column_type(st, 2) == SQLITE_BLOB) {
+        char *plain = NULL;
+        rc = open_sealed(s, kind, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), &plain,
+                         err);
+        if (rc) {
+          rp_store_done(st);
+          goto fail;
+        }
+        cJSON_AddItemToArray(list, cJSON_CreateString(plain));
+        OPENSSL_cleanse(plain, strlen(plain));
+        free(plain);
+      } else {
+        cJSON_AddItemToArray(list, cJSON_CreateString((const char *)sqlite3_column_text(st, 1)));
+      }
     }
     rp_store_done(st);
   }
@@ -1219,7 +1480,14 @@ int rp_profile_view(rp_store *s, int64_t id, unsigned flags, int recent_events, 
   sqlite3_bind_int64(st, 1, cid);
   while (sqlite3_step(st) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
-    cJSON_AddItemToObject(attrs, name, attr_value_json(st, 1));
+    /* Names and addresses are PII: a view without PII leaves them out. */
+    if (!(flags & RP_VIEW_PII) && rp_vault_pii_attribute(rp_store_vault(s), name)) continue;
+    cJSON *val;
+    if ((rc = attr_value_json(s, st, &val, err))) {
+      rp_store_done(st);
+      goto fail;
+    }
+    cJSON_AddItemToObject(attrs, name, val);
     cJSON_AddStringToObject(types, name, (const char *)sqlite3_column_text(st, 1));
   }
   rp_store_done(st);

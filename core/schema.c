@@ -189,10 +189,17 @@ static const char v4_consent_version[] =
     "ALTER TABLE customer_consent ADD COLUMN version TEXT;\n"
     "ALTER TABLE customer_consent_history ADD COLUMN version TEXT;\n";
 
+/* v5: email and phone identities are stored as a blind index (value) with
+ * the value sealed beside it; see vault.h. Rows written before keep their
+ * value in clear until the first open with a data key seals them. */
+static const char v5_sealed_identities[] =
+    "ALTER TABLE customer_identities ADD COLUMN sealed BLOB;\n";
+
 const rp_migration rp_core_migrations[] = {
     {1, "core", v1_core},
     {2, "api_keys", v2_api_keys},
     {3, "audit", v3_audit},
     {4, "consent_version", v4_consent_version},
+    {5, "sealed_identities", v5_sealed_identities},
     {0, NULL, NULL},
 };

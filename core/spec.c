@@ -16,6 +16,7 @@
 #include "hostint.h"
 #include "luajson.h"
 #include "sched.h"
+#include "sealing.h"
 
 /* Every spec starts at this instant (UTC), so dates in specs are stable. */
 #define SPEC_START_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -50,6 +51,8 @@ static int scratch_open(spec_env *e, rp_err *err) {
   scratch_close(e);
   rp_clock_set_fake(SPEC_START_MS);
   int rc = rp_store_open(":memory:", RP_STORE_CREATE, &e->store, err);
+  /* Specs see customers sealed as in production, under a throwaway key. */
+  if (rc == RP_OK) rc = rp_sealing_attach(e->store, e->cfg, ":memory:", 0, err);
   if (rc == RP_OK) rc = rp_host_new(e->store, e->cfg, &e->host, err);
   if (rc == RP_OK) rc = rp_sched_new(&e->loop, e->store, e->cfg, &e->sched, err);
   if (rc == RP_OK) {

@@ -26,6 +26,7 @@ struct rp_store {
   int tx_depth;
   rp_store_auth_fn auth_fn;
   void *principal;
+  rp_vault *vault; /* owned; NULL: nothing is sealed */
 };
 
 int rp_store_core_version(void) {
@@ -489,5 +490,13 @@ void rp_store_close(rp_store *s) {
   free(s->cache);
   if (s->db) sqlite3_close_v2(s->db);
   free(s->path);
+  rp_vault_free(s->vault);
   free(s);
 }
+
+void rp_store_set_vault(rp_store *s, rp_vault *v) {
+  if (s->vault != v) rp_vault_free(s->vault);
+  s->vault = v;
+}
+
+rp_vault *rp_store_vault(const rp_store *s) { return s->vault; }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "vault.h"
 
 typedef struct rp_store rp_store;
 
@@ -81,6 +82,12 @@ int rp_store_migrate_dir(rp_store *s, const char *scope, const char *dir,
 
 /* The highest migration version recorded for scope, 0 when none. */
 int rp_store_schema_version(rp_store *s, const char *scope, int *version, rp_err *err);
+
+/* The vault that seals customers' sensitive values (see vault.h). The store
+ * takes ownership of v and frees it when closed or when another vault is set.
+ * Without a vault (tests on a bare store) values are stored in clear. */
+void rp_store_set_vault(rp_store *s, rp_vault *v);
+rp_vault *rp_store_vault(const rp_store *s);
 
 /* Value of the singleton settings table (key/value text), or NULL when absent;
  * returns a malloc'ed string the caller frees. */

@@ -49,8 +49,7 @@ for needle in ERASE-ME-7731 ERASE-ALT-9 zelda.quixote Zeldaqx Quixotewq Villeneu
   done
 done
 # The other customer is intact.
-grep -a -q "bartholomew.keep@example.net" "$RAPPORT_DB" "$RAPPORT_DB-wal" 2>/dev/null ||
-  fail "the other customer's email is gone"
+[ -n "$(cid email:bartholomew.keep@example.net)" ] || fail "the other customer is gone"
 assert_exit 0 "$RAPPORT" --json customer show KEEP-ME-4410
 assert_eq "$(json_get "$OUT" attributes.city)" Lyon "other customer"
 # Anonymous aggregates remain: the events' types and times, the revenue total.

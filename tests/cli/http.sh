@@ -21,15 +21,7 @@ assert_exit 0 "$RAPPORT" keys list
 assert_contains "$OUT" "ingest"
 assert_not_contains "$OUT" "${OPERATOR##*_}"
 
-RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
-pid=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/serve.err")
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
-[ -n "$PORT" ] || fail "serve did not start: $(cat "$TMP/serve.err")"
+serve_start
 
 # call METHOD PATH KEY [BODY [CONTENT-TYPE]]: sets STATUS and BODY.
 call() {
@@ -100,7 +92,7 @@ assert_eq "$STATUS" 413 "batch over 1000"
 assert_eq "$(sql "SELECT count(*) FROM events WHERE type <> 'customer.follow_up_due'")" 2 "events after the batches"
 
 # --- customers: PII by role ----------------------------------------------------------
-CID=$(sql "SELECT customer_id FROM customer_identities WHERE value = 'ana@example.com'")
+CID=$(cid email:ana@example.com)
 call GET "/v1/customers/$CID" "$OPERATOR"
 assert_eq "$STATUS" 200 "operator reads"
 assert_eq "$(json_get "$BODY" identities.email.0)" ana@example.com
@@ -130,7 +122,7 @@ assert_eq "$STATUS" 404 "unknown route"
 call POST /v1/identify "$OPERATOR" '{"type": "identify", "userId": "U1", "traits": {"email": "U1@Example.com", "plan": "pro", "seats": 3}, "context": {}}'
 assert_eq "$STATUS" 200 "identify a known customer"
 U1=$(json_get "$BODY" id)
-assert_eq "$(sql "SELECT customer_id FROM customer_identities WHERE value = 'u1@example.com'")" "$U1" "traits.email is an identity"
+assert_eq "$(cid email:u1@example.com)" "$U1" "traits.email is an identity"
 assert_eq "$(sql "SELECT value FROM customer_attributes WHERE customer_id = $U1 AND name = 'plan'")" pro "traits are attributes"
 call POST /v1/identify "$OPERATOR" '{"userId": "NEW-1"}'
 assert_eq "$STATUS" 201 "identify creates"

@@ -8,15 +8,7 @@ assert_exit 0 "$RAPPORT" init
 echo '{"http_idle_timeout_ms": 500, "http_max_connections": 5, "http_max_body_bytes": 100}' >"$TMP/rapport.json"
 assert_exit 0 "$RAPPORT" keys create --role operator
 KEY=$OUT
-RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
-pid=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/serve.err")
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
-[ -n "$PORT" ] || fail "serve did not start: $(cat "$TMP/serve.err")"
+serve_start
 
 python3 - "$PORT" "$KEY" <<'PY' || fail "limit checks failed"
 import socket, sys, time

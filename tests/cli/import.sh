@@ -55,11 +55,13 @@ assert_contains "$R" ",9,\"malformed CSV: cell 2: a quoted cell is never closed"
 assert_eq "$(wc -l <"$TMP/customers.csv.rejects.csv" | tr -d ' ')" 5 "rejects file lines"
 
 # What was stored: normalised identities, typed attributes, consent, the merge.
-assert_eq "$(sql "SELECT customer_id FROM customer_identities WHERE kind = 'email' AND value = 'alice@example.com'")" \
-  "$(sql "SELECT customer_id FROM customer_identities WHERE kind = 'phone' AND value = '+33612345678'")" "alice's phone"
+ALICE=$(cid email:alice@example.com)
+[ -n "$ALICE" ] || fail "alice is not found by email"
+assert_eq "$(cid phone:+33612345678)" "$ALICE" "alice's phone"
 assert_eq "$(sql "SELECT type || ':' || value FROM customer_attributes WHERE name = 'age' AND customer_id = (SELECT customer_id FROM customer_identities WHERE value = 'CRM-1')")" "integer:34"
 assert_eq "$(sql "SELECT value || ' ' || currency FROM customer_attributes WHERE name = 'ltv' AND customer_id = (SELECT customer_id FROM customer_identities WHERE value = 'CRM-9')")" "999 USD"
-assert_eq "$(sql "SELECT value FROM customer_attributes WHERE name = 'first_name' AND value LIKE 'Carol%'")" "Carol, Jr."
+assert_eq "$(sql "SELECT count(*) FROM customer_attributes WHERE name = 'first_name' AND typeof(value) = 'blob'")" 3 "names are sealed"
+assert_eq "$(attr email:carol@example.com first_name)" "Carol, Jr."
 assert_eq "$(sql "SELECT granted || ':' || source FROM customer_consent c JOIN customer_identities i ON i.customer_id = c.customer_id WHERE i.value = 'CRM-1'")" "1:crm"
 assert_eq "$(sql "SELECT count(*) FROM customer_merges")" 1 "merges"
 assert_eq "$(sql "SELECT count(*) FROM customers WHERE merged_into IS NULL")" 3 "live customers"

@@ -88,3 +88,36 @@ sql() {
   command -v sqlite3 >/dev/null || fail "the sqlite3 shell is not installed"
   sqlite3 -batch "$RAPPORT_DB" "$1"
 }
+
+# cid REF: the id of the customer REF names (an id, an email, a phone,
+# kind:value...), looked up by `rapport customer show` (emails and phones are
+# stored sealed, so SQL cannot find them); empty when nobody.
+cid() {
+  "$RAPPORT" customer show "$1" --events 0 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' 2>/dev/null
+}
+
+# attr REF NAME: the value of attribute NAME of the customer REF names, as
+# `rapport customer show` prints it (money as {"amount", "currency"}).
+attr() {
+  "$RAPPORT" customer show "$1" --events 0 2>/dev/null | python3 -c '
+import json, sys
+v = json.load(sys.stdin)["attributes"].get(sys.argv[1])
+print("null" if v is None else json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, bool)) else v)
+' "$2"
+}
+
+# serve_start: starts `rapport serve` on a free loopback port in the
+# background, with its output in $TMP/serve.out and $TMP/serve.err; sets pid
+# and PORT once it listens.
+serve_start() {
+  RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
+  pid=$!
+  PORT=
+  for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/serve.err")
+    [ -n "$PORT" ] && break
+    sleep 0.05
+  done
+  [ -n "$PORT" ] || fail "serve did not start: $(cat "$TMP/serve.err")"
+}

@@ -16,15 +16,7 @@ PARTNER=$OUT
 assert_exit 0 "$RAPPORT" keys create --role partner --plugin activity
 OTHER_PARTNER=$OUT
 
-RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
-pid=$!
-PORT=
-for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/serve.err")
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
-[ -n "$PORT" ] || fail "serve did not start: $(cat "$TMP/serve.err")"
+serve_start
 
 call() { # METHOD PATH KEY|- [BODY] [HEADER]
   local out
