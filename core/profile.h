@@ -125,12 +125,15 @@ enum { RP_VIEW_PII = 1, RP_VIEW_CONSENT = 2, RP_VIEW_EVENTS = 4, RP_VIEW_ALL = 7
  *    "merged_from": [absorbed ids],
  *    "identities": {"email": ["a@b.c"], ...}           with RP_VIEW_PII
  *    "attributes": {"name": text | number | bool | {"amount", "currency"}},
+ *                  PII attributes (vault.h) only with RP_VIEW_PII
  *    "attribute_types": {"name": "text|integer|boolean|timestamp|money"},
  *    "consent": {"email": {"granted", "source", "at"}}  with RP_VIEW_CONSENT
  *    "recent_events": [event, ...]}   newest first, with RP_VIEW_EVENTS and
  *                                     recent_events > 0 (see event.h)
  *
  * Timestamps (created_at, a timestamp attribute, consent at) are epoch ms.
+ * Sealed values are opened with the store's vault; RP_EINVAL naming the
+ * field when one does not open (no key, another key, altered).
  * *out is owned by the caller. RP_ENOTFOUND when id does not exist. */
 int rp_profile_view(rp_store *s, int64_t id, unsigned flags, int recent_events, cJSON **out,
                     rp_err *err);
