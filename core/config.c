@@ -156,7 +156,7 @@ int rp_config_load(const char *path, rp_config **out, rp_err *err) {
   c->bus_batch = 500;
   c->suspend_after = 25;
   c->http_max_body = INT64_C(1) << 20;
-  c->http_max_connections = 1024;
+  c->http_max_connections = 4096;
   c->http_idle_timeout_ms = 30000;
   const char *env_paths = getenv("RAPPORT_PLUGIN_PATH");
   const char *base = env_paths && *env_paths ? env_paths : RP_SOURCE_PLUGIN_DIR;

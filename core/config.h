@@ -28,7 +28,7 @@ typedef struct rp_config {
   int bus_batch;                /* events per plugin per transaction; 500 */
   int suspend_after;            /* consecutive failures before suspension; 25 */
   int64_t http_max_body;        /* bytes of a request body; 1 MiB */
-  int http_max_connections;     /* open connections; 1024 */
+  int http_max_connections;     /* open connections; 4096 */
   int64_t http_idle_timeout_ms; /* idle or slow connection closed after; 30000 */
   char **pii_attributes;        /* attribute names sealed at rest; NULL: the defaults */
   size_t n_pii_attributes;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "clock.h"
 #include "log.h"
@@ -422,6 +423,27 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* Each connection is a file descriptor: raises the process's soft limit on
+ * open files to fit the connection cap (up to the hard limit), or lowers the
+ * cap to what the limit allows, saying so. */
+static void fit_open_files(rp_http_server *s) {
+  enum { SPARE = 64 }; /* the database, its WAL, logs, plugins' files */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  rlim_t want = (rlim_t)s->limits.max_connections + SPARE;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    int fit = rl.rlim_cur > 2 * SPARE ? (int)(rl.rlim_cur - SPARE) : SPARE;
+    rp_log(RP_LOG_WARN, "http",
+           "the open files limit is %llu: serving at most %d connections, not %d",
+           (unsigned long long)rl.rlim_cur, fit, s->limits.max_connections);
+    s->limits.max_connections = fit;
+  }
+}
+
 /* ---- without sockets (tests, fuzzing) ------------------------------------------------- */
 
 int rp_http_parse_stream(const char *data, size_t len, size_t chunk, const rp_http_limits *limits,
@@ -500,14 +522,17 @@ int rp_http_start(uv_loop_t *loop, const char *addr, const rp_http_limits *limit
   s->ctx = ctx;
   s->limits.max_body = limits && limits->max_body ? limits->max_body : (size_t)1 << 20;
   s->limits.max_connections =
-      limits && limits->max_connections ? limits->max_connections : 1024;
+      limits && limits->max_connections ? limits->max_connections : 4096;
+  fit_open_files(s);
   s->limits.idle_timeout_ms =
       limits && limits->idle_timeout_ms ? limits->idle_timeout_ms : 30000;
   uv_tcp_init(loop, &s->tcp);
   s->tcp.data = s;
   s->listening = 1;
   int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection);
+  /* The kernel caps the backlog at net.core.somaxconn; a burst of thousands
+   * of connections should wait in it rather than be refused. */
+  if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, 4096, on_connection);
   if (r != 0) {
     rp_err_set(err, RP_EIO, "listen", "cannot listen on %s: %s", addr, uv_strerror(r));
     s->stopping = 1;

@@ -55,7 +55,7 @@ typedef void (*rp_http_handler)(void *ctx, const rp_http_request *req, rp_http_r
 
 typedef struct rp_http_limits {
   size_t max_body;          /* bytes; default 1 MiB */
-  int max_connections;      /* default 1024 */
+  int max_connections;      /* default 4096; the open files limit is raised to fit */
   uint64_t idle_timeout_ms; /* default 30000: also the time a slow request may take */
 } rp_http_limits;
 

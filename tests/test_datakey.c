@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "datakey.h"
 #include "test.h"
 
@@ -56,6 +59,30 @@ static void test_seal_and_open(void) {
   rp_datakey_free(other);
 }
 
+/* The blind index is HMAC-SHA-256(subkey, context NUL value), the subkey
+ * HMAC-SHA-256(key, "rapport blind index v1"): computed here independently,
+ * twice in a row, so that the reused MAC context is known to start over. */
+static void test_blind_matches_hmac(void) {
+  unsigned char raw[32];
+  for (int i = 0; i < 32; i++) raw[i] = (unsigned char)(i * 7);
+  rp_datakey *k;
+  rp_err err;
+  ASSERT_EQ(rp_datakey_from_bytes(raw, &k, &err), RP_OK);
+  unsigned char sub[32], mac[32];
+  unsigned int n = 0;
+  const char *label = "rapport blind index v1";
+  HMAC(EVP_sha256(), raw, 32, (const unsigned char *)label, strlen(label), sub, &n);
+  const unsigned char msg[] = "phone\0+33612345678";
+  HMAC(EVP_sha256(), sub, 32, msg, sizeof msg - 1, mac, &n);
+  char want[RP_BLIND_HEX + 1], got[RP_BLIND_HEX + 1];
+  for (int i = 0; i < 32; i++) snprintf(want + 2 * i, 3, "%02x", mac[i]);
+  for (int round = 0; round < 2; round++) {
+    rp_datakey_blind(k, "phone", "+33612345678", got);
+    ASSERT_STR_EQ(got, want);
+  }
+  rp_datakey_free(k);
+}
+
 static void test_sealed_id(void) {
   unsigned char raw[32] = {7};
   rp_datakey *k;
@@ -77,5 +104,6 @@ static void test_sealed_id(void) {
 RP_TEST_LIST{
     RP_TEST(seal_and_open),
     RP_TEST(sealed_id),
+    RP_TEST(blind_matches_hmac),
     RP_TEST_END,
 };
