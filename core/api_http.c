@@ -57,6 +57,12 @@ struct rp_api_http {
   double latency_sum;
   uint64_t latency_n;
   uint64_t events_ingested;
+  /* Group commit: the requests handled in one turn of the loop share one
+   * transaction, committed by commit_check (a check handle runs right after
+   * the loop's I/O callbacks) before their held answers are written. */
+  uv_check_t commit_check;
+  int group_open;
+  uint64_t group_commits, group_requests, group_failures;
 };
 
 /* The request being handled. */
@@ -68,6 +74,8 @@ typedef struct call {
   int64_t key_id;    /* 0: no key */
   uint32_t perms;
   char role[16];
+  int in_group;      /* it runs in the turn's group transaction */
+  int in_savepoint;  /* and in a savepoint of its own (a WRITE route) */
 } call;
 
 /* ---- answers ----------------------------------------------------------------------- */
@@ -207,22 +215,20 @@ static int route_allowed(call *c, uint32_t need) {
 
 /* ---- audit ---------------------------------------------------------------------------- */
 
-/* Records an access to customer_id by the key of the request. fields (may be
- * NULL) is taken. A failure to record is logged: the answer already holds
- * the data the record is about. */
-static void audit(call *c, const char *action, int64_t customer_id, cJSON *fields) {
+/* Records an access to customer_id by the key of the request, in the
+ * request's transaction. fields (may be NULL) is taken. On failure the
+ * caller answers with the error: no data goes out without its record, and
+ * the request's changes roll back with it. */
+static int audit(call *c, const char *action, int64_t customer_id, cJSON *fields, rp_err *err) {
   char actor[32];
   snprintf(actor, sizeof actor, "key:%" PRId64, c->key_id);
   char origin[48];
   snprintf(origin, sizeof origin, "%s", c->req->peer);
   char *colon = strrchr(origin, ':');
   if (colon) *colon = '\0';
-  rp_err err;
-  rp_err_clear(&err);
-  if (rp_audit_record(c->api->store, actor, action, customer_id, fields, origin, &err))
-    rp_log(RP_LOG_ERROR, "audit", "%s of customer %" PRId64 ": %s", action, customer_id,
-           err.msg);
+  int rc = rp_audit_record(c->api->store, actor, action, customer_id, fields, origin, err);
   cJSON_Delete(fields);
+  return rc;
 }
 
 /* ["a", "b"] from the keys of an object. */
@@ -328,9 +334,9 @@ static void post_batch(call *c) {
   }
   rp_err err;
   rp_err_clear(&err);
-  /* One transaction for the batch: accepted events are durable together,
-   * before the answer; a rejected one is rolled back alone (its own
-   * savepoint inside rp_event_append). */
+  /* One savepoint for the batch (the request's transaction commits it before
+   * the answer): a failure of the database undoes it whole; a rejected event
+   * is rolled back alone (its own savepoint inside rp_event_append). */
   if (rp_store_tx_begin(c->api->store, &err)) {
     cJSON_Delete(body);
     reply_err(c, &err);
@@ -404,7 +410,12 @@ static void show_customer(call *c, int64_t id) {
   }
   const char *const with_pii[] = {"attributes", "identities", "consent", "recent_events"};
   cJSON *fields = cJSON_CreateStringArray(with_pii, (c->perms & RP_API_PII_READ) ? 4 : 1);
-  audit(c, "customer.read", (int64_t)cJSON_GetObjectItem(v, "id")->valuedouble, fields);
+  if (audit(c, "customer.read", (int64_t)cJSON_GetObjectItem(v, "id")->valuedouble, fields,
+            &err)) {
+    cJSON_Delete(v);
+    reply_err(c, &err);
+    return;
+  }
   reply_json(c, 200, v);
 }
 
@@ -519,8 +530,13 @@ static void post_identify(call *c, int64_t unused) {
     reply_err(c, &err);
     return;
   }
-  audit(c, res.created ? "customer.create" : "customer.update", res.customer_id, keys_of(obj));
+  rc = audit(c, res.created ? "customer.create" : "customer.update", res.customer_id,
+             keys_of(obj), &err);
   cJSON_Delete(obj);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
   cJSON *out = cJSON_CreateObject();
   cJSON_AddNumberToObject(out, "id", (double)res.customer_id);
   cJSON_AddBoolToObject(out, "created", res.created);
@@ -560,8 +576,12 @@ static void patch_customer(call *c, int64_t id) {
     reply_err(c, &err);
     return;
   }
-  audit(c, "customer.update", id, keys_of(attrs));
+  rc = audit(c, "customer.update", id, keys_of(attrs), &err);
   cJSON_Delete(obj);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
   show_customer(c, id);
 }
 
@@ -588,8 +608,12 @@ static void put_consent(call *c, int64_t id) {
     reply_err(c, &err);
     return;
   }
-  audit(c, "consent.update", id, keys_of(obj));
+  rc = audit(c, "consent.update", id, keys_of(obj), &err);
   cJSON_Delete(in);
+  if (rc) {
+    reply_err(c, &err);
+    return;
+  }
   show_customer(c, id);
 }
 
@@ -623,7 +647,11 @@ static void get_timeline(call *c, int64_t id) {
     reply_err(c, &err);
     return;
   }
-  audit(c, "customer.events.read", id, NULL);
+  if (audit(c, "customer.events.read", id, NULL, &err)) {
+    cJSON_Delete(events);
+    reply_err(c, &err);
+    return;
+  }
   cJSON *out = cJSON_CreateObject();
   int n = cJSON_GetArraySize(events);
   if (n == limit) {
@@ -726,9 +754,13 @@ static void get_export(call *c, int64_t id) {
   }
   cJSON *everything = cJSON_CreateArray();
   cJSON_AddItemToArray(everything, cJSON_CreateString("everything"));
-  audit(c, "customer.export",
-        (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "customer"), "id")->valuedouble,
-        everything);
+  if (audit(c, "customer.export",
+            (int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "customer"), "id")->valuedouble,
+            everything, &err)) {
+    cJSON_Delete(doc);
+    reply_err(c, &err);
+    return;
+  }
   reply_json(c, 200, doc);
 }
 
@@ -820,6 +852,16 @@ static void get_metrics(call *c, int64_t unused) {
                 "rapport_http_request_duration_seconds_sum %.6f\n"
                 "rapport_http_request_duration_seconds_count %llu\n",
             (unsigned long long)cum, api->latency_sum, (unsigned long long)api->latency_n);
+  tb_printf(&b, "# HELP rapport_http_group_commits_total Transactions shared by the requests "
+                "of one turn of the loop, by outcome.\n"
+                "# TYPE rapport_http_group_commits_total counter\n"
+                "rapport_http_group_commits_total{outcome=\"committed\"} %llu\n"
+                "rapport_http_group_commits_total{outcome=\"failed\"} %llu\n"
+                "# HELP rapport_http_grouped_requests_total Requests run in a group transaction.\n"
+                "# TYPE rapport_http_grouped_requests_total counter\n"
+                "rapport_http_grouped_requests_total %llu\n",
+            (unsigned long long)api->group_commits, (unsigned long long)api->group_failures,
+            (unsigned long long)api->group_requests);
   tb_printf(&b, "# HELP rapport_events_ingested_total Events accepted over HTTP.\n"
                 "# TYPE rapport_events_ingested_total counter\n"
                 "rapport_events_ingested_total %llu\n",
@@ -1044,6 +1086,110 @@ static void plugin_route(call *c) {
   reply_json(c, status, out);
 }
 
+/* ---- group commit ------------------------------------------------------------------- */
+
+static const char commit_failed_body[] =
+    "{\"error\": {\"code\": \"io\", \"message\": \"the changes of this request could not "
+    "be committed (see the server log); nothing of it was applied\"}}";
+
+/* Commits the group's transaction and writes the answers held for it; when
+ * the commit fails, everything in it rolls back and each of those answers
+ * becomes a 500. */
+static void group_flush(rp_api_http *api) {
+  if (!api->group_open) return;
+  api->group_open = 0;
+  uv_check_stop(&api->commit_check);
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_store_tx_commit(api->store, &err);
+  if (rc) {
+    rp_log(RP_LOG_ERROR, "http", "group commit: %s", err.msg);
+    rp_store_tx_rollback(api->store);
+    api->group_failures++;
+  } else {
+    api->group_commits++;
+  }
+  rp_http_release(api->server, rc ? commit_failed_body : NULL);
+}
+
+static void on_commit_check(uv_check_t *h) { group_flush(h->data); }
+
+/* Joins the turn's group transaction, opening it (and holding answers) when
+ * this is the turn's first request. A group whose transaction the database
+ * already rolled back (a full disk, an I/O error) is ended first, so that
+ * no request writes outside a transaction it believes it is in. */
+static int group_join(rp_api_http *api, rp_err *err) {
+  if (api->group_open && sqlite3_get_autocommit(rp_store_db(api->store))) group_flush(api);
+  if (api->group_open) return RP_OK;
+  if (rp_store_tx_depth(api->store) != 0)
+    return rp_err_set(err, RP_ECONFLICT, NULL, "a transaction is already open");
+  int rc = rp_store_tx_begin(api->store, err);
+  if (rc) return rc;
+  api->group_open = 1;
+  rp_http_hold(api->server);
+  uv_check_start(&api->commit_check, on_commit_check);
+  return RP_OK;
+}
+
+/* How a route uses the database. READ and WRITE routes run in the turn's
+ * group transaction; a WRITE route also in a savepoint of its own, so that
+ * a change and its audit record stay or go together (a READ route's only
+ * write is its audit record: one statement). A SOLO route runs outside the
+ * group: erasure checkpoints the WAL after its commit, so that the erased
+ * pages leave the file at once. */
+enum { READ, WRITE, SOLO };
+
+/* Opens the transaction a request runs in (db: READ, WRITE or SOLO, see
+ * the routes). Answers 500 and returns -1 when the database cannot start
+ * one. */
+static int request_begin(call *c, int db) {
+  rp_api_http *api = c->api;
+  if (db == SOLO) {
+    group_flush(api);
+    return 0;
+  }
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = group_join(api, &err);
+  if (rc == RP_OK && db == WRITE && (rc = rp_store_tx_begin(api->store, &err)) == RP_OK)
+    c->in_savepoint = 1;
+  if (rc) {
+    reply_err(c, &err);
+    return -1;
+  }
+  c->in_group = 1;
+  api->group_requests++;
+  return 0;
+}
+
+/* Ends the request's savepoint: kept when the answer is not a server error
+ * (an audit record that could not be written makes one), rolled back
+ * otherwise; a kept answer waits for the group's commit. */
+static void request_end(call *c) {
+  int status = c->res->status;
+  if (!c->in_savepoint) {
+    if (c->in_group && status != 0 && status < 500) c->res->needs_commit = 1;
+    return;
+  }
+  c->in_savepoint = 0;
+  rp_store *s = c->api->store;
+  if (status == 0 || status >= 500) {
+    rp_store_tx_rollback(s);
+    return;
+  }
+  rp_err err;
+  rp_err_clear(&err);
+  if (rp_store_tx_commit(s, &err)) {
+    rp_store_tx_rollback(s);
+    free(c->res->body);
+    c->res->body = NULL;
+    c->res->extra_headers = NULL;
+    reply_err(c, &err);
+    return;
+  }
+  c->res->needs_commit = 1;
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
 /* Every route, the permission it needs, and its handler. A pattern is a
@@ -1052,22 +1198,23 @@ static const struct route {
   const char *method, *pattern;
   uint32_t perm;
   void (*fn)(call *c, int64_t id);
+  int db; /* READ, WRITE or SOLO */
 } routes[] = {
-    {"POST", "/v1/events", RP_API_EVENTS_WRITE, post_event_route},
-    {"POST", "/v1/batch", RP_API_EVENTS_WRITE, post_batch_route},
-    {"POST", "/v1/identify", RP_API_CUSTOMERS_WRITE, post_identify},
-    {"GET", "/v1/customers", RP_API_CUSTOMERS_READ, get_customer_list},
-    {"GET", "/v1/customers/{id}", RP_API_CUSTOMERS_READ, get_customer},
-    {"PATCH", "/v1/customers/{id}", RP_API_CUSTOMERS_WRITE, patch_customer},
-    {"GET", "/v1/customers/{id}/events", RP_API_CUSTOMERS_READ, get_timeline},
-    {"PUT", "/v1/customers/{id}/consent", RP_API_CUSTOMERS_WRITE, put_consent},
-    {"GET", "/v1/customers/{id}/export", RP_API_ADMIN, get_export},
-    {"DELETE", "/v1/customers/{id}", RP_API_ADMIN, delete_customer},
-    {"GET", "/v1/plugins", RP_API_ADMIN, get_plugins},
-    {"GET", "/v1/jobs", RP_API_ADMIN, get_jobs},
-    {"GET", "/v1/dlq", RP_API_ADMIN, get_dlq},
-    {"POST", "/v1/dlq/{id}/retry", RP_API_ADMIN, post_dlq_retry},
-    {"GET", "/metrics", RP_API_ADMIN, get_metrics},
+    {"POST", "/v1/events", RP_API_EVENTS_WRITE, post_event_route, WRITE},
+    {"POST", "/v1/batch", RP_API_EVENTS_WRITE, post_batch_route, WRITE},
+    {"POST", "/v1/identify", RP_API_CUSTOMERS_WRITE, post_identify, WRITE},
+    {"GET", "/v1/customers", RP_API_CUSTOMERS_READ, get_customer_list, READ},
+    {"GET", "/v1/customers/{id}", RP_API_CUSTOMERS_READ, get_customer, READ},
+    {"PATCH", "/v1/customers/{id}", RP_API_CUSTOMERS_WRITE, patch_customer, WRITE},
+    {"GET", "/v1/customers/{id}/events", RP_API_CUSTOMERS_READ, get_timeline, READ},
+    {"PUT", "/v1/customers/{id}/consent", RP_API_CUSTOMERS_WRITE, put_consent, WRITE},
+    {"GET", "/v1/customers/{id}/export", RP_API_ADMIN, get_export, WRITE}, /* plugins run */
+    {"DELETE", "/v1/customers/{id}", RP_API_ADMIN, delete_customer, SOLO},
+    {"GET", "/v1/plugins", RP_API_ADMIN, get_plugins, READ},
+    {"GET", "/v1/jobs", RP_API_ADMIN, get_jobs, READ},
+    {"GET", "/v1/dlq", RP_API_ADMIN, get_dlq, READ},
+    {"POST", "/v1/dlq/{id}/retry", RP_API_ADMIN, post_dlq_retry, WRITE},
+    {"GET", "/metrics", RP_API_ADMIN, get_metrics, READ},
 };
 
 /* Matches path against pattern; *id receives the {id}. */
@@ -1103,7 +1250,8 @@ static void route(call *c) {
     return;
   }
   if (strncmp(p, "/v1/p/", 6) == 0) {
-    plugin_route(c);
+    if (request_begin(c, WRITE) == 0) plugin_route(c);
+    request_end(c);
     return;
   }
   const struct route *found = NULL;
@@ -1124,8 +1272,10 @@ static void route(call *c) {
     else reply_error(c, 404, "not_found", NULL, "no such route");
     return;
   }
-  if (authenticate(c)) return;
-  if (route_allowed(c, found->perm)) found->fn(c, id);
+  if (request_begin(c, found->db) == 0 && authenticate(c) == 0 &&
+      route_allowed(c, found->perm))
+    found->fn(c, id);
+  request_end(c);
 }
 
 static void handle(void *ctx, const rp_http_request *req, rp_http_response *res) {
@@ -1143,6 +1293,9 @@ static void handle(void *ctx, const rp_http_request *req, rp_http_response *res)
 
 static void on_stop(void *ctx) {
   rp_api_http *api = ctx;
+  /* The transaction in hand commits and its answers go out first. */
+  group_flush(api);
+  uv_close((uv_handle_t *)&api->commit_check, NULL);
   rp_http_stop(api->server);
   api->server = NULL; /* it frees itself once its connections are closed */
 }
@@ -1163,6 +1316,8 @@ int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, con
     free(api);
     return rc;
   }
+  uv_check_init(rp_runtime_loop(rt), &api->commit_check);
+  api->commit_check.data = api;
   rp_runtime_set_stop_hook(rt, on_stop, api);
   *out = api;
   return RP_OK;

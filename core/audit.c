@@ -36,7 +36,11 @@ static void record_hash(const unsigned char prev[32], int64_t id, int64_t at, co
 int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t customer_id,
                     const cJSON *fields, const char *origin, rp_err *err) {
   char *fields_text = fields ? cJSON_PrintUnformatted(fields) : NULL;
-  int rc = rp_store_tx_begin(s, err);
+  /* Inside a caller's transaction (which holds the write lock: the outermost
+   * is BEGIN IMMEDIATE) the one INSERT below is atomic on its own; alone,
+   * the head's read and the insert need a transaction of their own. */
+  int own_tx = rp_store_tx_depth(s) == 0;
+  int rc = own_tx ? rp_store_tx_begin(s, err) : RP_OK;
   if (rc) {
     cJSON_free(fields_text);
     return rc;
@@ -72,8 +76,8 @@ int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t 
     if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "audit record", err);
     rp_store_done(st);
   }
-  if (rc == RP_OK) rc = rp_store_tx_commit(s, err);
-  if (rc) rp_store_tx_rollback(s);
+  if (own_tx && rc == RP_OK) rc = rp_store_tx_commit(s, err);
+  if (own_tx && rc) rp_store_tx_rollback(s);
   cJSON_free(fields_text);
   return rc;
 }

@@ -17,8 +17,8 @@
 #include "err.h"
 #include "store.h"
 
-/* Appends one record in its own nested transaction (so within the caller's
- * when there is one: a change and its record commit together). customer_id
+/* Appends one record: within the caller's transaction when there is one (a
+ * change and its record commit together), else in a transaction of its own. customer_id
  * 0 when none; fields (may be NULL) a JSON array of field names, borrowed. */
 int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t customer_id,
                     const cJSON *fields, const char *origin, rp_err *err);

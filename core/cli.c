@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,6 +14,16 @@ int rp_cli_open_store(rp_cli *cli, int flags, rp_store **out) {
   rp_err err;
   rp_err_clear(&err);
   if (rp_store_open(cli->db_path, flags, out, &err) != RP_OK) return rp_cli_fail(cli, &err);
+  /* SQLite's default page cache (2 MiB) makes a server re-read hot pages
+   * from the file system on every request; the cache fills only as used. */
+  char pragma[64];
+  snprintf(pragma, sizeof pragma, "PRAGMA cache_size = -%lld",
+           (long long)cli->cfg->cache_mib * 1024);
+  if (rp_store_exec(*out, pragma, &err) != RP_OK) {
+    rp_store_close(*out);
+    *out = NULL;
+    return rp_cli_fail(cli, &err);
+  }
   if (rp_sealing_attach(*out, cli->cfg, cli->db_path, (flags & RP_STORE_READONLY) != 0, &err) !=
       RP_OK) {
     rp_store_close(*out);

@@ -305,13 +305,29 @@ int rp_event_timeline(rp_store *s, int64_t customer_id, int64_t before_id, int l
   int64_t cid;
   int rc = rp_profile_canonical(s, customer_id, &cid, err);
   if (rc) return rc;
+  /* Newest first by when they happened (ties by id), straight off the
+   * events_customer index: no sort, however long the history. The cursor is
+   * the last event of the previous page. */
   sqlite3_stmt *st;
+  int64_t before_at = INT64_MAX, before = INT64_MAX;
+  if (before_id > 0) {
+    if ((rc = rp_store_prepare(s, "SELECT occurred_at FROM events WHERE id = ?1", &st, err)))
+      return rc;
+    sqlite3_bind_int64(st, 1, before_id);
+    int found = sqlite3_step(st) == SQLITE_ROW;
+    if (found) before_at = sqlite3_column_int64(st, 0);
+    rp_store_done(st);
+    if (!found) return rp_err_set(err, RP_EINVAL, "before", "no event %" PRId64, before_id);
+    before = before_id;
+  }
   if ((rc = rp_store_prepare(s, "SELECT " RP_EVENT_COLUMNS " FROM events WHERE customer_id = ?1 "
-                                "AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3", &st, err)))
+                                "AND (occurred_at, id) < (?2, ?3) "
+                                "ORDER BY occurred_at DESC, id DESC LIMIT ?4", &st, err)))
     return rc;
   sqlite3_bind_int64(st, 1, cid);
-  sqlite3_bind_int64(st, 2, before_id);
-  sqlite3_bind_int(st, 3, limit);
+  sqlite3_bind_int64(st, 2, before_at);
+  sqlite3_bind_int64(st, 3, before);
+  sqlite3_bind_int(st, 4, limit);
   cJSON *arr = cJSON_CreateArray();
   int r;
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {

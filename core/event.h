@@ -69,9 +69,10 @@ int rp_event_append(rp_store *s, const rp_config *cfg, const rp_event_in *ev, in
  * happens in rp_event_append. */
 int rp_event_from_json(const cJSON *obj, rp_event_in *out, rp_err *err);
 
-/* The events of customer_id (followed through merges), newest first by log
- * order (id), starting below before_id (0: the newest), at most limit (1 to
- * 1000; <= 0 means 50). *out is a JSON array of rp_event_row_to_json
+/* The events of customer_id (followed through merges), newest first by
+ * occurred_at (ties: the later logged first), starting after the event
+ * before_id in that order (0: the newest; RP_EINVAL when there is no such
+ * event), at most limit (1 to 1000; <= 0 means 50). *out is a JSON array of rp_event_row_to_json
  * objects, owned by the caller. */
 int rp_event_timeline(rp_store *s, int64_t customer_id, int64_t before_id, int limit, cJSON **out,
                       rp_err *err);

@@ -18,6 +18,14 @@
 
 typedef struct rp_http_conn rp_http_conn;
 
+/* An answer queued while the server holds answers. */
+typedef struct held_answer {
+  struct held_answer *next;
+  rp_http_conn *c;
+  rp_http_response res;
+  int keep_alive;
+} held_answer;
+
 struct rp_http_server {
   uv_loop_t *loop;
   uv_tcp_t tcp;
@@ -29,6 +37,8 @@ struct rp_http_server {
   int listening;       /* the listening handle is open */
   int stopping;
   int port;
+  int holding;                     /* rp_http_hold: answers are queued */
+  held_answer *held, **held_tail;  /* the queue, oldest first */
 };
 
 struct rp_http_conn {
@@ -52,6 +62,7 @@ struct rp_http_conn {
   int refuse;          /* 413 or 431 decided while parsing */
   /* Writing. */
   int writes_pending;
+  int held;            /* answers of this connection in the server's queue */
   int close_after;     /* close once the pending writes are done */
   int closing;
   int offline;         /* rp_http_parse_stream: no socket, answers counted */
@@ -94,9 +105,10 @@ static void server_maybe_free(rp_http_server *s) {
   if (s->stopping && !s->listening && s->n_conns == 0) free(s);
 }
 
-static void on_conn_closed(uv_handle_t *h) {
-  rp_http_conn *c = h->data;
-  if (--c->handles_open > 0) return;
+/* Frees a connection once its handles are closed and no queued answer
+ * points to it any more. */
+static void conn_maybe_free(rp_http_conn *c) {
+  if (c->handles_open > 0 || c->held > 0) return;
   rp_http_server *s = c->srv;
   if (c->prev) c->prev->next = c->next;
   else s->conns = c->next;
@@ -105,6 +117,12 @@ static void on_conn_closed(uv_handle_t *h) {
   free(c->body);
   free(c);
   server_maybe_free(s);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  rp_http_conn *c = h->data;
+  c->handles_open--;
+  conn_maybe_free(c);
 }
 
 static void conn_close(rp_http_conn *c) {
@@ -123,10 +141,36 @@ static void on_written(uv_write_t *req, int status) {
   free(w->data);
   free(w);
   c->writes_pending--;
-  if (status < 0 || (c->close_after && c->writes_pending == 0)) conn_close(c);
+  if (status < 0 || (c->close_after && c->writes_pending == 0 && c->held == 0)) conn_close(c);
+}
+
+/* Queues an answer while the server holds them (rp_http_hold). */
+static void hold_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
+  rp_http_server *s = c->srv;
+  held_answer *h = malloc(sizeof *h);
+  if (!h) {
+    free(res->body);
+    res->body = NULL;
+    conn_close(c);
+    return;
+  }
+  h->next = NULL;
+  h->c = c;
+  h->res = *res;
+  h->keep_alive = keep_alive;
+  res->body = NULL;
+  *s->held_tail = h;
+  s->held_tail = &h->next;
+  c->held++;
+  /* Nothing more is read after a last request. */
+  if (!keep_alive) c->close_after = 1;
 }
 
 static void send_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
+  if (c->srv->holding && !c->offline) {
+    hold_response(c, res, keep_alive);
+    return;
+  }
   if (c->offline) {
     free(res->body);
     res->body = NULL;
@@ -444,6 +488,43 @@ static void fit_open_files(rp_http_server *s) {
   }
 }
 
+/* ---- held answers -------------------------------------------------------------- */
+
+void rp_http_hold(rp_http_server *s) {
+  if (!s || s->holding) return;
+  s->holding = 1;
+  s->held = NULL;
+  s->held_tail = &s->held;
+}
+
+void rp_http_release(rp_http_server *s, const char *failure_body) {
+  if (!s || !s->holding) return;
+  s->holding = 0;
+  held_answer *h = s->held;
+  s->held = NULL;
+  s->held_tail = &s->held;
+  while (h) {
+    held_answer *next = h->next;
+    rp_http_conn *c = h->c;
+    c->held--;
+    if (failure_body && h->res.needs_commit) {
+      free(h->res.body);
+      h->res = (rp_http_response){.status = 500, .body = strdup(failure_body)};
+      h->res.body_len = h->res.body ? strlen(h->res.body) : 0;
+    }
+    if (c->closing) {
+      free(h->res.body);
+      conn_maybe_free(c);
+    } else {
+      send_response(c, &h->res, h->keep_alive);
+      /* A last answer already written (or a stop meanwhile): close now. */
+      if (!c->closing && c->close_after && c->writes_pending == 0 && c->held == 0) conn_close(c);
+    }
+    free(h);
+    h = next;
+  }
+}
+
 /* ---- without sockets (tests, fuzzing) ------------------------------------------------- */
 
 int rp_http_parse_stream(const char *data, size_t len, size_t chunk, const rp_http_limits *limits,
@@ -556,7 +637,7 @@ void rp_http_stop(rp_http_server *s) {
   uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
   for (rp_http_conn *c = s->conns, *next; c; c = next) {
     next = c->next;
-    if (c->writes_pending == 0) conn_close(c);
+    if (c->writes_pending == 0 && c->held == 0) conn_close(c);
     else c->close_after = 1;
   }
 }

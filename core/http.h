@@ -9,6 +9,12 @@
  * content: every complete request goes to the handler, synchronously, on the
  * loop thread, and the handler fills the response.
  *
+ * Held answers (for group commit): between rp_http_hold and rp_http_release
+ * answers are queued instead of written, so that the writes of many requests
+ * can share one transaction and no answer reports a write before it is
+ * durable. Queued answers keep their order on each connection; a connection
+ * closed meanwhile simply loses them.
+ *
  * Ownership: the request is borrowed for the handler call; the handler puts
  * a malloc'ed body in res->body, which the server frees. */
 #ifndef RP_HTTP_H
@@ -48,6 +54,7 @@ typedef struct rp_http_response {
   size_t body_len;
   const char *content_type;   /* static; default "application/json" */
   const char *extra_headers;  /* static "Name: value\r\n..." or NULL */
+  int needs_commit;           /* held: replaced by the failure answer if the commit fails */
 } rp_http_response;
 
 /* The handler: fills res (status 0 means 500). */
@@ -73,6 +80,15 @@ int rp_http_port(const rp_http_server *s);
 /* Stops accepting; open connections close after their pending answers;
  * the server frees itself when the last handle is closed (run the loop). */
 void rp_http_stop(rp_http_server *s);
+
+/* Queues every answer from now on, until rp_http_release. */
+void rp_http_hold(rp_http_server *s);
+
+/* Writes the queued answers. failure_body NULL: the transaction they waited
+ * for committed. Otherwise it did not: each answer marked needs_commit is
+ * replaced by a 500 with failure_body (JSON, copied); the others go as they
+ * are. */
+void rp_http_release(rp_http_server *s, const char *failure_body);
 
 /* For tests and fuzzing: parses data as one client's byte stream, fed to
  * the parser chunk bytes at a time (0: all at once), calling handler for

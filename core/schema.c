@@ -195,11 +195,20 @@ static const char v4_consent_version[] =
 static const char v5_sealed_identities[] =
     "ALTER TABLE customer_identities ADD COLUMN sealed BLOB;\n";
 
+/* v6: indexes that serve a customer's view without sorting: identities in
+ * the order the view lists them (the key's value completes it), and events
+ * newest first through events_customer (occurred_at, then the rowid). */
+static const char v6_view_indexes[] =
+    "DROP INDEX customer_identities_customer;\n"
+    "CREATE INDEX customer_identities_customer ON customer_identities(customer_id, kind, "
+    "created_at);\n";
+
 const rp_migration rp_core_migrations[] = {
     {1, "core", v1_core},
     {2, "api_keys", v2_api_keys},
     {3, "audit", v3_audit},
     {4, "consent_version", v4_consent_version},
     {5, "sealed_identities", v5_sealed_identities},
+    {6, "view_indexes", v6_view_indexes},
     {0, NULL, NULL},
 };
