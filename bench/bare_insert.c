@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bare_insert: cannot open %s\n", argv[2]);
     return 2;
   }
-  if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+  /* The page cache Rapport runs with (config cache_mib, default 64). */
+  if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
                "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, event_id TEXT,"
                " customer TEXT NOT NULL, type TEXT NOT NULL, occurred_at TEXT,"
                " received_at INTEGER NOT NULL, source TEXT NOT NULL,"

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "jsonout.h"
 #include "luajson.h"
 
 rp_plugin *rp_api_plugin(lua_State *L) { return rp_plugin_from_lua(L); }
@@ -26,6 +27,11 @@ static int push_json_protected(lua_State *L) {
 }
 
 void rp_api_push_json_owned(lua_State *L, cJSON *j) {
+  /* Event properties travel as raw JSON text; Lua gets their values. */
+  if (rp_json_parse_raw(j) != 0) {
+    cJSON_Delete(j);
+    luaL_error(L, "out of memory");
+  }
   lua_pushcfunction(L, push_json_protected);
   lua_pushlightuserdata(L, j);
   int st = lua_pcall(L, 1, 1, 0);

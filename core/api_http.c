@@ -18,6 +18,7 @@
 #include "event.h"
 #include "host.h"
 #include "http.h"
+#include "jsonout.h"
 #include "keys.h"
 #include "log.h"
 #include "profile.h"
@@ -82,7 +83,7 @@ typedef struct call {
 
 static void reply_json(call *c, int status, cJSON *body) {
   c->res->status = status;
-  char *text = cJSON_PrintUnformatted(body);
+  char *text = rp_json_print(body);
   cJSON_Delete(body);
   if (!text) {
     c->res->status = 500;
@@ -245,32 +246,54 @@ static cJSON *keys_of(const cJSON *obj) {
  * type, userId -> external_id, anonymousId -> anonymous_id, messageId -> id,
  * timestamp -> occurred_at; traits.email and traits.phone name the customer;
  * Segment's envelope fields (a call type in "type", context, integrations,
- * sentAt, ...) are dropped. */
+ * sentAt, ...) are dropped. Rapport's own name wins over Segment's when an
+ * event has both. One pass over the members: a batch runs this a thousand
+ * times, and a lookup per name was a tenth of its time. */
 static void from_segment(cJSON *o) {
-  static const struct {
-    const char *from, *to;
-  } renames[] = {{"userId", "external_id"},
-                 {"anonymousId", "anonymous_id"},
-                 {"messageId", "id"},
-                 {"timestamp", "occurred_at"}};
+  static const char *const segment[] = {"userId", "anonymousId", "messageId", "timestamp", NULL};
+  static const char *const rapport[] = {"external_id", "anonymous_id", "id", "occurred_at"};
   static const char *const dropped[] = {"context", "integrations", "sentAt", "receivedAt",
                                         "originalTimestamp", "version", "channel", "writeKey",
                                         NULL};
-  cJSON *event = cJSON_GetObjectItemCaseSensitive(o, "event");
+  cJSON *event = NULL, *type = NULL, *traits = NULL;
+  cJSON *from[4] = {NULL}, *to[4] = {NULL};
+  int segment_shaped = 0;
+  for (cJSON *m = o->child, *next; m; m = next) {
+    next = m->next;
+    const char *k = m->string;
+    if (!k) continue;
+    if (strcmp(k, "event") == 0) {
+      event = m;
+      continue;
+    }
+    if (strcmp(k, "type") == 0) {
+      type = m;
+      continue;
+    }
+    if (strcmp(k, "traits") == 0) {
+      traits = m;
+      continue;
+    }
+    int hit = 0;
+    for (int i = 0; !hit && segment[i]; i++) {
+      if (strcmp(k, segment[i]) == 0) from[i] = m, hit = segment_shaped = 1;
+      else if (strcmp(k, rapport[i]) == 0) to[i] = m, hit = 1;
+    }
+    for (int i = 0; !hit && dropped[i]; i++)
+      if (strcmp(k, dropped[i]) == 0) cJSON_Delete(cJSON_DetachItemViaPointer(o, m)), hit = 1;
+  }
   if (event) {
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "type"); /* "track", in Segment */
-    cJSON *t = cJSON_DetachItemViaPointer(o, event);
-    cJSON_AddItemToObject(o, "type", t);
+    if (type) cJSON_Delete(cJSON_DetachItemViaPointer(o, type)); /* "track", in Segment */
+    cJSON_AddItemToObject(o, "type", cJSON_DetachItemViaPointer(o, event));
   }
-  for (size_t i = 0; i < sizeof renames / sizeof renames[0]; i++) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, renames[i].from);
-    if (!v || cJSON_GetObjectItemCaseSensitive(o, renames[i].to)) continue;
-    v = cJSON_DetachItemViaPointer(o, v);
+  for (int i = 0; segment_shaped && segment[i]; i++) {
+    if (!from[i] || to[i]) continue;
+    cJSON *v = cJSON_DetachItemViaPointer(o, from[i]);
     if (cJSON_IsNull(v)) cJSON_Delete(v);
-    else cJSON_AddItemToObject(o, renames[i].to, v);
+    else cJSON_AddItemToObject(o, rapport[i], v);
   }
-  for (int i = 0; dropped[i]; i++) cJSON_DeleteItemFromObjectCaseSensitive(o, dropped[i]);
-  cJSON *traits = cJSON_DetachItemFromObjectCaseSensitive(o, "traits");
+  if (!traits) return;
+  cJSON_DetachItemViaPointer(o, traits);
   if (cJSON_IsObject(traits)) {
     static const char *const ids[] = {"email", "phone", NULL};
     for (int i = 0; ids[i]; i++) {

@@ -289,10 +289,10 @@ int rp_event_row_to_json(sqlite3_stmt *st, cJSON **out) {
   cJSON_AddNumberToObject(o, "occurred_at", (double)sqlite3_column_int64(st, 4));
   cJSON_AddNumberToObject(o, "received_at", (double)sqlite3_column_int64(st, 5));
   cJSON_AddStringToObject(o, "source", (const char *)sqlite3_column_text(st, 6));
+  /* The stored text, checked on the way in: printed as it is, parsed only
+   * by whoever needs the values (rp_lua_push_json does). */
   const char *props = (const char *)sqlite3_column_text(st, 7);
-  cJSON *p = props ? cJSON_Parse(props) : NULL;
-  if (!p) p = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "properties", p);
+  cJSON_AddRawToObject(o, "properties", props && props[0] == '{' ? props : "{}");
   *out = o;
   return RP_OK;
 }

@@ -39,6 +39,7 @@ struct rp_http_server {
   int port;
   int holding;                     /* rp_http_hold: answers are queued */
   held_answer *held, **held_tail;  /* the queue, oldest first */
+  char read_buf[65536];            /* see on_alloc */
 };
 
 struct rp_http_conn {
@@ -383,11 +384,15 @@ static const http_parser_settings parser_settings = {
 
 /* ---- reading -------------------------------------------------------------------- */
 
+/* Every read lands in the server's one buffer: on_read parses all of it
+ * before it returns (the parser copies what it keeps), and the loop calls
+ * one read callback at a time. A buffer per read cost a 64 KiB malloc and
+ * free each time, and the allocator's consolidation with them. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
-  size_t n = suggested < 65536 ? suggested : 65536;
-  buf->base = malloc(n);
-  buf->len = buf->base ? n : 0;
+  (void)suggested;
+  rp_http_conn *c = h->data;
+  buf->base = c->srv->read_buf;
+  buf->len = sizeof c->srv->read_buf;
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -399,18 +404,13 @@ static void on_timeout(uv_timer_t *t) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   rp_http_conn *c = stream->data;
   if (nread < 0) {
-    free(buf->base);
     conn_close(c);
     return;
   }
-  if (nread == 0 || c->closing || c->close_after) {
-    free(buf->base);
-    return;
-  }
+  if (nread == 0 || c->closing || c->close_after) return;
   uv_timer_again(&c->timer);
   size_t done = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-  free(buf->base);
   if (e == HPE_PAUSED) return;
   if (e != HPE_OK || (c->parser.upgrade && done < (size_t)nread)) {
     uv_read_stop(stream);

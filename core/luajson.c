@@ -28,6 +28,7 @@ void rp_lua_push_json(lua_State *L, const cJSON *j) {
       lua_pushnumber(L, d);
   } else if (cJSON_IsString(j)) {
     lua_pushstring(L, j->valuestring);
+
   } else if (cJSON_IsArray(j)) {
     lua_createtable(L, cJSON_GetArraySize(j), 0);
     int i = 1;

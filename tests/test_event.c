@@ -209,6 +209,61 @@ static void test_timeline(void) {
   ASSERT_EQ(cJSON_GetArraySize(tl), 2);
   ASSERT_STR_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(tl, 1), "type")->valuestring, "step.0");
   cJSON_Delete(tl);
+  /* an unknown cursor is refused, naming it */
+  ASSERT_EQ(rp_event_timeline(f.s, cid, 999999, 10, &tl, &err), RP_EINVAL);
+  ASSERT_STR_EQ(err.field, "before");
+  fx_close(&f);
+}
+
+/* Newest first by when events happened, not by when they arrived; ties by
+ * arrival (the later first); pages continue exactly where they stopped. */
+static void test_timeline_orders_by_occurrence(void) {
+  fixture f;
+  fx_open(&f);
+  int64_t id;
+  int dup;
+  rp_err err;
+  static const char *const events[] = {
+      "{\"type\": \"b\", \"external_id\": \"O\", \"occurred_at\": \"2026-03-02T00:00:00Z\"}",
+      "{\"type\": \"late\", \"external_id\": \"O\", \"occurred_at\": \"2026-01-01T00:00:00Z\"}",
+      "{\"type\": \"c\", \"external_id\": \"O\", \"occurred_at\": \"2026-03-03T00:00:00Z\"}",
+      "{\"type\": \"tie1\", \"external_id\": \"O\", \"occurred_at\": \"2026-02-01T00:00:00Z\"}",
+      "{\"type\": \"tie2\", \"external_id\": \"O\", \"occurred_at\": \"2026-02-01T00:00:00Z\"}",
+      NULL};
+  for (int i = 0; events[i]; i++) ASSERT_EQ(append(&f, events[i], &id, &dup, &err), RP_OK);
+  int64_t cid = q(&f, "SELECT customer_id FROM customer_identities WHERE value = 'O'");
+  static const char *const want[] = {"c", "b", "tie2", "tie1", "late"};
+  /* every page size walks the same order */
+  for (int size = 1; size <= 5; size++) {
+    int seen = 0;
+    int64_t before = 0;
+    while (seen < 5) {
+      cJSON *tl = NULL;
+      ASSERT_EQ(rp_event_timeline(f.s, cid, before, size, &tl, &err), RP_OK);
+      int n = cJSON_GetArraySize(tl);
+      ASSERT(n > 0);
+      for (int k = 0; k < n; k++) {
+        cJSON *e = cJSON_GetArrayItem(tl, k);
+        ASSERT_STR_EQ(cJSON_GetObjectItem(e, "type")->valuestring, want[seen++]);
+        before = (int64_t)cJSON_GetObjectItem(e, "id")->valuedouble;
+      }
+      cJSON_Delete(tl);
+    }
+    cJSON *rest = NULL;
+    ASSERT_EQ(rp_event_timeline(f.s, cid, before, size, &rest, &err), RP_OK);
+    ASSERT_EQ(cJSON_GetArraySize(rest), 0);
+    cJSON_Delete(rest);
+  }
+  /* properties come back as the stored JSON text, printed as they are */
+  ASSERT_EQ(append(&f, "{\"type\": \"p\", \"external_id\": \"O\", \"occurred_at\": "
+                       "\"2027-01-01T00:00:00Z\", \"properties\": {\"k\": [1, \"x\"]}}",
+                   &id, &dup, &err), RP_OK);
+  cJSON *tl = NULL;
+  ASSERT_EQ(rp_event_timeline(f.s, cid, 0, 1, &tl, &err), RP_OK);
+  cJSON *p = cJSON_GetObjectItem(cJSON_GetArrayItem(tl, 0), "properties");
+  ASSERT(cJSON_IsRaw(p));
+  ASSERT_STR_EQ(p->valuestring, "{\"k\":[1,\"x\"]}");
+  cJSON_Delete(tl);
   fx_close(&f);
 }
 
@@ -218,5 +273,6 @@ RP_TEST_LIST{
     RP_TEST(an_event_naming_two_customers_merges_them),
     RP_TEST(refusals_name_the_field),
     RP_TEST(timeline),
+    RP_TEST(timeline_orders_by_occurrence),
     RP_TEST_END,
 };
