@@ -16,6 +16,7 @@
 #include "tokens.h"
 #include "gdpr.h"
 #include "event.h"
+#include "fault.h"
 #include "host.h"
 #include "http.h"
 #include "jsonout.h"
@@ -1124,6 +1125,7 @@ static void group_flush(rp_api_http *api) {
   uv_check_stop(&api->commit_check);
   rp_err err;
   rp_err_clear(&err);
+  rp_fault_point("http.before_commit");
   int rc = rp_store_tx_commit(api->store, &err);
   if (rc) {
     rp_log(RP_LOG_ERROR, "http", "group commit: %s", err.msg);
