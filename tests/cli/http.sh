@@ -23,27 +23,6 @@ assert_not_contains "$OUT" "${OPERATOR##*_}"
 
 serve_start
 
-# call METHOD PATH KEY [BODY [CONTENT-TYPE]]: sets STATUS and BODY.
-call() {
-  local out
-  out=$(python3 - "$PORT" "$@" <<'EOF'
-import http.client, sys
-port, method, path, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-body = sys.argv[5] if len(sys.argv) > 5 else None
-ctype = sys.argv[6] if len(sys.argv) > 6 else "application/json"
-h = {"Content-Type": ctype}
-if key != "-": h["Authorization"] = "Bearer " + key
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-c.request(method, path, body=body, headers=h)
-r = c.getresponse()
-print(r.status)
-print(r.read().decode())
-EOF
-  ) || fail "request failed: $*"
-  STATUS=$(printf '%s\n' "$out" | head -1)
-  BODY=$(printf '%s\n' "$out" | tail -n +2)
-}
-
 call GET /healthz -
 assert_eq "$STATUS" 200 healthz
 assert_eq "$(sql "SELECT count(*) FROM api_keys WHERE last_used_at IS NOT NULL")" 0 "unused keys"

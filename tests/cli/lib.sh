@@ -121,3 +121,25 @@ serve_start() {
   done
   [ -n "$PORT" ] || fail "serve did not start: $(cat "$TMP/serve.err")"
 }
+
+# call METHOD PATH KEY [BODY [CONTENT-TYPE]]: one HTTP request to the server
+# serve_start started (KEY "-" for none); sets STATUS and BODY.
+call() {
+  local out
+  out=$(python3 - "$PORT" "$@" <<'EOF'
+import http.client, sys
+port, method, path, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+body = sys.argv[5] if len(sys.argv) > 5 else None
+ctype = sys.argv[6] if len(sys.argv) > 6 else "application/json"
+h = {"Content-Type": ctype}
+if key != "-": h["Authorization"] = "Bearer " + key
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+c.request(method, path, body=body, headers=h)
+r = c.getresponse()
+print(r.status)
+print(r.read().decode())
+EOF
+  ) || fail "request failed: $*"
+  STATUS=$(printf '%s\n' "$out" | head -1)
+  BODY=$(printf '%s\n' "$out" | tail -n +2)
+}

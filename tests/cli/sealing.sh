@@ -25,25 +25,7 @@ assert_exit 0 "$RAPPORT" keys create --role analyst
 ANALYST=$OUT
 
 serve_start
-# request METHOD PATH KEY [BODY]: sets STATUS and BODY.
-request() {
-  local out
-  out=$(python3 - "$PORT" "$@" <<'EOF'
-import http.client, sys
-port, method, path, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-body = sys.argv[5] if len(sys.argv) > 5 else None
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-c.request(method, path, body=body, headers={"Content-Type": "application/json",
-                                             "Authorization": "Bearer " + key})
-r = c.getresponse()
-print(r.status)
-print(r.read().decode())
-EOF
-  ) || fail "request failed: $*"
-  STATUS=$(printf '%s\n' "$out" | head -1)
-  BODY=$(printf '%s\n' "$out" | tail -n +2)
-}
-request POST /v1/identify "$ADMIN" '{"userId": "P-3", "traits": {"email": "xavier.quillbright@example.org", "phone": "+33 7 55 44 33 22", "first_name": "Xavquill", "address": "9 Impasse Grenadiervert", "plan": "pro"}}'
+call POST /v1/identify "$ADMIN" '{"userId": "P-3", "traits": {"email": "xavier.quillbright@example.org", "phone": "+33 7 55 44 33 22", "first_name": "Xavquill", "address": "9 Impasse Grenadiervert", "plan": "pro"}}'
 assert_eq "$STATUS" 201 "identify (created)"
 
 # The files on disk, WAL included while the server holds it open.
@@ -65,13 +47,13 @@ assert_eq "$(sql "SELECT value FROM customer_attributes WHERE name = 'city' ORDE
 assert_eq "$(sql "SELECT count(*) FROM customer_identities WHERE kind IN ('email', 'phone') AND typeof(sealed) = 'blob' AND length(value) = 64")" 6 "sealed identities"
 
 # Lookups by email and phone work through the blind index.
-request GET "/v1/customers?email=ZOE.QUARKETTE@example.org" "$ADMIN"
+call GET "/v1/customers?email=ZOE.QUARKETTE@example.org" "$ADMIN"
 assert_eq "$STATUS" 200 "lookup by email"
 assert_eq "$(json_get "$BODY" attributes.last_name)" Quarkington
 P1=$(json_get "$BODY" id)
-request GET "/v1/customers?phone=%2B33611223344" "$ADMIN"
+call GET "/v1/customers?phone=%2B33611223344" "$ADMIN"
 assert_eq "$(json_get "$BODY" id)" "$P1" "lookup by phone"
-request GET "/v1/customers/$P1" "$ANALYST"
+call GET "/v1/customers/$P1" "$ANALYST"
 assert_eq "$STATUS" 200 "analyst reads"
 assert_not_contains "$BODY" Quarkington
 assert_not_contains "$BODY" last_name
@@ -157,7 +139,7 @@ assert_eq "$(sql "SELECT count(*) FROM customer_attributes WHERE typeof(value) =
 assert_eq "$(sql "SELECT count(*) FROM customer_identities WHERE kind = 'email' AND value LIKE 'rot%'")" 0 "clear emails"
 assert_eq "$(sql "SELECT count(*) FROM customers WHERE external_id LIKE 'R-%'")" "$WRITTEN" "customers written"
 assert_eq "$(sql "SELECT count(*) FROM customer_identities WHERE kind = 'email'")" "$((WRITTEN + 3))" "one email each"
-request GET "/v1/customers?email=rot0@example.com" "$ADMIN"
+call GET "/v1/customers?email=rot0@example.com" "$ADMIN"
 assert_eq "$(json_get "$BODY" attributes.first_name)" Rot0
 kill -TERM "$pid"
 wait "$pid" || fail "serve exited with $?"
