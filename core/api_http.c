@@ -64,6 +64,7 @@ struct rp_api_http {
    * the loop's I/O callbacks) before their held answers are written. */
   uv_check_t commit_check;
   int group_open;
+  int stopped;       /* commit_check is closed: requests commit alone */
   uint64_t group_commits, group_requests, group_failures;
 };
 
@@ -1142,10 +1143,12 @@ static void on_commit_check(uv_check_t *h) { group_flush(h->data); }
 /* Joins the turn's group transaction, opening it (and holding answers) when
  * this is the turn's first request. A group whose transaction the database
  * already rolled back (a full disk, an I/O error) is ended first, so that
- * no request writes outside a transaction it believes it is in. */
+ * no request writes outside a transaction it believes it is in. After the
+ * stop (the check handle is closed) a request that still arrives on an open
+ * connection runs in transactions of its own, committed before its answer. */
 static int group_join(rp_api_http *api, rp_err *err) {
   if (api->group_open && sqlite3_get_autocommit(rp_store_db(api->store))) group_flush(api);
-  if (api->group_open) return RP_OK;
+  if (api->group_open || api->stopped) return RP_OK;
   if (rp_store_tx_depth(api->store) != 0)
     return rp_err_set(err, RP_ECONFLICT, NULL, "a transaction is already open");
   int rc = rp_store_tx_begin(api->store, err);
@@ -1320,6 +1323,7 @@ static void on_stop(void *ctx) {
   rp_api_http *api = ctx;
   /* The transaction in hand commits and its answers go out first. */
   group_flush(api);
+  api->stopped = 1;
   uv_close((uv_handle_t *)&api->commit_check, NULL);
   rp_http_stop(api->server);
   api->server = NULL; /* it frees itself once its connections are closed */
