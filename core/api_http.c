@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "log.h"
 #include "profile.h"
+#include "viewcache.h"
 
 enum {
   BATCH_MAX_EVENTS = 1000,     /* events in one POST /v1/batch */
@@ -53,6 +54,7 @@ struct rp_api_http {
   const rp_config *cfg;
   rp_http_server *server;
   auth_failures failures[AUTH_TABLE];
+  int64_t last_failure; /* ms; none in the last minute: no table to search */
   request_count counts[COUNTS_MAX];
   int n_counts;
   uint64_t latency[N_BUCKETS + 1]; /* cumulative at render time; per bucket here */
@@ -63,9 +65,11 @@ struct rp_api_http {
    * transaction, committed by commit_check (a check handle runs right after
    * the loop's I/O callbacks) before their held answers are written. */
   uv_check_t commit_check;
+  uv_prepare_t log_flush; /* the access log of a turn, written before the loop waits */
   int group_open;
   int stopped;       /* commit_check is closed: requests commit alone */
   uint64_t group_commits, group_requests, group_failures;
+  rp_viewcache *views; /* rendered customer views; NULL when view_cache_mib is 0 */
 };
 
 /* The request being handled. */
@@ -178,7 +182,8 @@ static auth_failures *failures_of(rp_api_http *api, const char *peer, int create
  * fails. */
 static int authenticate(call *c) {
   int64_t now = rp_clock_now_ms();
-  auth_failures *f = failures_of(c->api, c->req->peer, 0);
+  auth_failures *f =
+      now - c->api->last_failure < 60000 ? failures_of(c->api, c->req->peer, 0) : NULL;
   if (f && now - f->window_start < 60000 && f->count >= AUTH_FAILURES_PER_MIN) {
     reply_error(c, 429, "too_many_requests", NULL,
                 "too many failed authentications from this address; wait a minute");
@@ -194,6 +199,7 @@ static int authenticate(call *c) {
     c->perms = rp_role_permissions(c->role);
     return 0;
   }
+  c->api->last_failure = now;
   f = failures_of(c->api, c->req->peer, 1);
   if (now - f->window_start >= 60000) {
     f->window_start = now;
@@ -219,18 +225,28 @@ static int route_allowed(call *c, uint32_t need) {
 /* ---- audit ---------------------------------------------------------------------------- */
 
 /* Records an access to customer_id by the key of the request, in the
- * request's transaction. fields (may be NULL) is taken. On failure the
+ * request's transaction. fields (may be NULL): the JSON text of an array of
+ * field names, borrowed. On failure the
  * caller answers with the error: no data goes out without its record, and
  * the request's changes roll back with it. */
-static int audit(call *c, const char *action, int64_t customer_id, cJSON *fields, rp_err *err) {
+static int audit_text(call *c, const char *action, int64_t customer_id, const char *fields,
+                      rp_err *err) {
   char actor[32];
   snprintf(actor, sizeof actor, "key:%" PRId64, c->key_id);
   char origin[48];
   snprintf(origin, sizeof origin, "%s", c->req->peer);
   char *colon = strrchr(origin, ':');
   if (colon) *colon = '\0';
-  int rc = rp_audit_record(c->api->store, actor, action, customer_id, fields, origin, err);
+  return rp_audit_append(c->api->store, actor, action, customer_id, fields, origin, err);
+}
+
+/* As audit_text, with the fields as a JSON array (may be NULL), taken. */
+static int audit(call *c, const char *action, int64_t customer_id, cJSON *fields, rp_err *err) {
+  char *text = fields ? cJSON_PrintUnformatted(fields) : NULL;
   cJSON_Delete(fields);
+  if (fields && !text) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  int rc = audit_text(c, action, customer_id, text, err);
+  cJSON_free(text);
   return rc;
 }
 
@@ -425,23 +441,55 @@ static unsigned view_flags(const call *c) {
   return f;
 }
 
+/* The fields a view shows, for its audit record: with PII, or without. */
+static const char view_fields_pii[] =
+    "[\"attributes\",\"identities\",\"consent\",\"recent_events\"]";
+static const char view_fields_plain[] = "[\"attributes\",\"recent_events\"]";
+
+/* The answer is the view as rendered last time, while nothing it shows has
+ * changed (viewcache.h says how that is known), else rendered now and kept
+ * when id is the customer's own (not a merged-away) id. Either way the read
+ * is audited before anything goes out. */
 static void show_customer(call *c, int64_t id) {
-  cJSON *v = NULL;
+  rp_api_http *api = c->api;
+  unsigned flags = view_flags(c);
+  const char *fields = (flags & RP_VIEW_PII) ? view_fields_pii : view_fields_plain;
   rp_err err;
   rp_err_clear(&err);
-  if (rp_profile_view(c->api->store, id, view_flags(c), 10, &v, &err)) {
+  size_t len;
+  const char *cached = rp_viewcache_get(api->views, id, flags, &len);
+  if (cached) {
+    char *body = malloc(len);
+    if (!body) {
+      rp_err_set(&err, RP_ENOMEM, NULL, "out of memory");
+      reply_err(c, &err);
+      return;
+    }
+    memcpy(body, cached, len);
+    if (audit_text(c, "customer.read", id, fields, &err)) {
+      free(body);
+      reply_err(c, &err);
+      return;
+    }
+    c->res->status = 200;
+    c->res->body = body;
+    c->res->body_len = len;
+    return;
+  }
+  cJSON *v = NULL;
+  if (rp_profile_view(api->store, id, flags, 10, &v, &err)) {
     reply_err(c, &err);
     return;
   }
-  const char *const with_pii[] = {"attributes", "identities", "consent", "recent_events"};
-  cJSON *fields = cJSON_CreateStringArray(with_pii, (c->perms & RP_API_PII_READ) ? 4 : 1);
-  if (audit(c, "customer.read", (int64_t)cJSON_GetObjectItem(v, "id")->valuedouble, fields,
-            &err)) {
+  int64_t cid = (int64_t)cJSON_GetObjectItem(v, "id")->valuedouble;
+  if (audit_text(c, "customer.read", cid, fields, &err)) {
     cJSON_Delete(v);
     reply_err(c, &err);
     return;
   }
   reply_json(c, 200, v);
+  if (c->res->status == 200 && cid == id)
+    rp_viewcache_put(api->views, id, flags, c->res->body, c->res->body_len);
 }
 
 /* The value of a query parameter (no percent-decoding beyond %40 for '@' and
@@ -887,6 +935,22 @@ static void get_metrics(call *c, int64_t unused) {
                 "rapport_http_grouped_requests_total %llu\n",
             (unsigned long long)api->group_commits, (unsigned long long)api->group_failures,
             (unsigned long long)api->group_requests);
+  rp_viewcache_stats vs;
+  rp_viewcache_stats_of(api->views, &vs);
+  tb_printf(&b, "# HELP rapport_view_cache_lookups_total Customer views asked of the view cache, "
+                "by result.\n"
+                "# TYPE rapport_view_cache_lookups_total counter\n"
+                "rapport_view_cache_lookups_total{result=\"hit\"} %llu\n"
+                "rapport_view_cache_lookups_total{result=\"miss\"} %llu\n"
+                "# HELP rapport_view_cache_dropped_total Views dropped: changed, rolled back or "
+                "evicted.\n"
+                "# TYPE rapport_view_cache_dropped_total counter\n"
+                "rapport_view_cache_dropped_total %llu\n"
+                "# HELP rapport_view_cache_bytes Memory held by cached views.\n"
+                "# TYPE rapport_view_cache_bytes gauge\n"
+                "rapport_view_cache_bytes %zu\n",
+            (unsigned long long)vs.hits, (unsigned long long)vs.misses,
+            (unsigned long long)vs.dropped, vs.bytes);
   tb_printf(&b, "# HELP rapport_events_ingested_total Events accepted over HTTP.\n"
                 "# TYPE rapport_events_ingested_total counter\n"
                 "rapport_events_ingested_total %llu\n",
@@ -1140,6 +1204,11 @@ static void group_flush(rp_api_http *api) {
 
 static void on_commit_check(uv_check_t *h) { group_flush(h->data); }
 
+static void on_log_flush(uv_prepare_t *h) {
+  (void)h;
+  rp_log_flush();
+}
+
 /* Joins the turn's group transaction, opening it (and holding answers) when
  * this is the turn's first request. A group whose transaction the database
  * already rolled back (a full disk, an I/O error) is ended first, so that
@@ -1325,6 +1394,8 @@ static void on_stop(void *ctx) {
   group_flush(api);
   api->stopped = 1;
   uv_close((uv_handle_t *)&api->commit_check, NULL);
+  uv_close((uv_handle_t *)&api->log_flush, NULL);
+  rp_log_hold(0);
   rp_http_stop(api->server);
   api->server = NULL; /* it frees itself once its connections are closed */
 }
@@ -1345,8 +1416,17 @@ int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, con
     free(api);
     return rc;
   }
+  if ((rc = rp_viewcache_open(store, (size_t)cfg->view_cache_mib << 20, &api->views, err))) {
+    rp_http_stop(api->server);
+    free(api);
+    return rc;
+  }
   uv_check_init(rp_runtime_loop(rt), &api->commit_check);
   api->commit_check.data = api;
+  uv_prepare_init(rp_runtime_loop(rt), &api->log_flush);
+  uv_prepare_start(&api->log_flush, on_log_flush);
+  uv_unref((uv_handle_t *)&api->log_flush); /* it never keeps the loop alive */
+  rp_log_hold(1);
   rp_runtime_set_stop_hook(rt, on_stop, api);
   *out = api;
   return RP_OK;
@@ -1354,4 +1434,8 @@ int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, con
 
 int rp_api_http_port(const rp_api_http *api) { return api ? rp_http_port(api->server) : 0; }
 
-void rp_api_http_free(rp_api_http *api) { free(api); }
+void rp_api_http_free(rp_api_http *api) {
+  if (!api) return;
+  rp_viewcache_free(api->views);
+  free(api);
+}

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "sha256.h"
 
 static void record_hash(const unsigned char prev[32], int64_t id, int64_t at, const char *actor,
                         const char *action, int64_t customer_id, const char *fields,
@@ -23,7 +24,7 @@ static void record_hash(const unsigned char prev[32], int64_t id, int64_t at, co
                    customer_id);
   const char *parts[] = {actor ? actor : "", action ? action : "", fields ? fields : "",
                          origin ? origin : ""};
-  int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+  int ok = ctx && EVP_DigestInit_ex(ctx, rp_sha256_md(), NULL) == 1 &&
            EVP_DigestUpdate(ctx, prev, 32) == 1 && EVP_DigestUpdate(ctx, nums, (size_t)n) == 1;
   for (int i = 0; ok && i < 4; i++)
     ok = EVP_DigestUpdate(ctx, parts[i], strlen(parts[i])) == 1 &&
@@ -35,16 +36,21 @@ static void record_hash(const unsigned char prev[32], int64_t id, int64_t at, co
 
 int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t customer_id,
                     const cJSON *fields, const char *origin, rp_err *err) {
-  char *fields_text = fields ? cJSON_PrintUnformatted(fields) : NULL;
+  char *text = fields ? cJSON_PrintUnformatted(fields) : NULL;
+  if (fields && !text) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  int rc = rp_audit_append(s, actor, action, customer_id, text, origin, err);
+  cJSON_free(text);
+  return rc;
+}
+
+int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t customer_id,
+                    const char *fields_text, const char *origin, rp_err *err) {
   /* Inside a caller's transaction (which holds the write lock: the outermost
    * is BEGIN IMMEDIATE) the one INSERT below is atomic on its own; alone,
    * the head's read and the insert need a transaction of their own. */
   int own_tx = rp_store_tx_depth(s) == 0;
   int rc = own_tx ? rp_store_tx_begin(s, err) : RP_OK;
-  if (rc) {
-    cJSON_free(fields_text);
-    return rc;
-  }
+  if (rc) return rc;
   /* The chain's head: read inside the transaction, so that no other writer
    * slips a record in between. */
   unsigned char prev[32] = {0};
@@ -78,7 +84,6 @@ int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t 
   }
   if (own_tx && rc == RP_OK) rc = rp_store_tx_commit(s, err);
   if (own_tx && rc) rp_store_tx_rollback(s);
-  cJSON_free(fields_text);
   return rc;
 }
 

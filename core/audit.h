@@ -23,6 +23,11 @@
 int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t customer_id,
                     const cJSON *fields, const char *origin, rp_err *err);
 
+/* As rp_audit_record, with the fields already printed: fields_text (may be
+ * NULL) is the JSON text of an array of field names, borrowed. */
+int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t customer_id,
+                    const char *fields_text, const char *origin, rp_err *err);
+
 /* Walks the whole chain. RP_OK with *checked records; RP_ECONFLICT naming
  * the first record whose hash does not follow (edited, inserted or deleted
  * before it). */

@@ -59,8 +59,11 @@ int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
            listen, rp_api_http_port(api));
   }
   int rc = rp_runtime_run(rt, once, &err);
-  rp_cli_close_runtime(store, rt);
+  /* In this order: a request may still arrive while the runtime closes its
+   * handles, and the API's view cache watches the store. */
+  rp_runtime_free(rt);
   rp_api_http_free(api);
+  rp_store_close(store);
   if (rc) return rp_cli_fail(cli, &err);
   rp_log(RP_LOG_INFO, "core", "stopped");
   return RP_EXIT_OK;

@@ -132,6 +132,10 @@ static int apply(rp_config *c, const cJSON *root, const char *file, rp_err *err)
       rc = positive(v, k, file, 3600000, &c->http_idle_timeout_ms, err);
     } else if (strcmp(k, "cache_mib") == 0) {
       rc = positive(v, k, file, 65536, &c->cache_mib, err);
+    } else if (strcmp(k, "view_cache_mib") == 0) {
+      /* 0 is allowed: it turns the view cache off. */
+      if (cJSON_IsNumber(v) && v->valuedouble == 0) c->view_cache_mib = 0;
+      else rc = positive(v, k, file, 65536, &c->view_cache_mib, err);
     } else if (strcmp(k, "plugins") == 0) {
       if (!cJSON_IsObject(v))
         return rp_err_set(err, RP_EINVAL, k, "%s: \"plugins\" must be an object of plugin name "
@@ -161,6 +165,7 @@ int rp_config_load(const char *path, rp_config **out, rp_err *err) {
   c->http_max_connections = 4096;
   c->http_idle_timeout_ms = 30000;
   c->cache_mib = 64;
+  c->view_cache_mib = 64;
   const char *env_paths = getenv("RAPPORT_PLUGIN_PATH");
   const char *base = env_paths && *env_paths ? env_paths : RP_SOURCE_PLUGIN_DIR;
   /* RAPPORT_PLUGIN_PATH is colon-separated, like PATH. */

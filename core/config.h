@@ -31,6 +31,7 @@ typedef struct rp_config {
   int http_max_connections;     /* open connections; 4096 */
   int64_t http_idle_timeout_ms; /* idle or slow connection closed after; 30000 */
   int64_t cache_mib;            /* SQLite page cache per open database, MiB; 64 */
+  int64_t view_cache_mib;       /* rendered customer views kept by serve, MiB; 64; 0: off */
   char **pii_attributes;        /* attribute names sealed at rest; NULL: the defaults */
   size_t n_pii_attributes;
   int pii_attributes_set;       /* "pii_attributes" given (it may be empty) */

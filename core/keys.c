@@ -5,12 +5,13 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
+#include <openssl/sha.h> /* SHA256_DIGEST_LENGTH */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "sha256.h"
 
 #define SECRET_BYTES 32
 
@@ -79,8 +80,11 @@ int rp_keys_create(rp_store *s, const char *role, const char *name, const char *
     return rp_err_set(err, RP_EIO, NULL, "no randomness available for a key");
   char secret_hex[2 * SECRET_BYTES + 1];
   hex(secret, sizeof secret, secret_hex);
-  SHA256((const unsigned char *)secret_hex, strlen(secret_hex), digest);
   OPENSSL_cleanse(secret, sizeof secret);
+  if (rp_sha256(secret_hex, strlen(secret_hex), digest)) {
+    OPENSSL_cleanse(secret_hex, sizeof secret_hex);
+    return rp_err_set(err, RP_EIO, NULL, "libcrypto could not hash the key");
+  }
 
   int rc = rp_store_tx_begin(s, err);
   if (rc) return rc;
@@ -171,7 +175,8 @@ int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t
   if (kid <= 0 || *end != '_' || strlen(end + 1) != 2 * SECRET_BYTES)
     return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256((const unsigned char *)end + 1, 2 * SECRET_BYTES, digest);
+  if (rp_sha256(end + 1, 2 * SECRET_BYTES, digest))
+    return rp_err_set(err, RP_EIO, NULL, "libcrypto could not hash the key");
   sqlite3_stmt *st;
   int rc = rp_store_prepare(s, "SELECT secret_sha256, role, revoked_at IS NULL FROM api_keys "
                                "WHERE id = ?1", &st, err);

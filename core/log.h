@@ -18,4 +18,12 @@ int rp_log_parse_level(const char *name);
 void rp_log(rp_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* While held, debug and info records collect in a 64 KiB buffer instead of
+ * costing a write each (the access log of a busy server); the buffer is
+ * written when full, by rp_log_flush, at exit, and before any warning or
+ * error (so lines keep their order). A crash loses at most the lines held.
+ * `rapport serve` holds and flushes once per turn of its loop. */
+void rp_log_hold(int on);
+void rp_log_flush(void);
+
 #endif

@@ -82,7 +82,7 @@ call GET "/v1/customers?email=ana%40example.com" "$OPERATOR"
 assert_eq "$(json_get "$BODY" id)" "$CID" "lookup by email"
 # Each read is in the audit log: which key, from where, which fields.
 assert_eq "$(sql "SELECT actor || ' ' || origin FROM audit_log WHERE customer_id = $CID ORDER BY id DESC LIMIT 1")" "key:1 127.0.0.1" "audit of a read"
-assert_eq "$(sql "SELECT fields FROM audit_log WHERE customer_id = $CID AND actor = 'key:2'")" '["attributes"]' "analyst read no PII"
+assert_eq "$(sql "SELECT fields FROM audit_log WHERE customer_id = $CID AND actor = 'key:2'")" '["attributes","recent_events"]' "analyst read no PII"
 call GET "/v1/customers?email=ana%40example.com" "$ANALYST"
 assert_eq "$STATUS" 403 "analyst cannot look up by email"
 call GET "/v1/customers?external_id=U1" "$ANALYST"
