@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "log.h"
 #include "sha256.h"
 
 static void record_hash(const unsigned char prev[32], int64_t id, int64_t at, const char *actor,
@@ -82,8 +83,64 @@ int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t 
     if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "audit record", err);
     rp_store_done(st);
   }
+  if (rc == RP_OK && id % RP_AUDIT_INDEX_EVERY == 0) {
+    /* The record stands without its index entry (queries read the log past
+     * audit_indexed.through), so an indexing that fails only lags. */
+    rp_err ierr;
+    rp_err_clear(&ierr);
+    if (rp_audit_index(s, &ierr))
+      rp_log(RP_LOG_WARN, "audit", "indexing the audit log by customer: %s", ierr.msg);
+  }
   if (own_tx && rc == RP_OK) rc = rp_store_tx_commit(s, err);
   if (own_tx && rc) rp_store_tx_rollback(s);
+  return rc;
+}
+
+int rp_audit_index(rp_store *s, rp_err *err) {
+  /* A savepoint of its own: the two statements go together or not at all,
+   * whatever the caller's transaction does next. */
+  int rc = rp_store_tx_begin(s, err);
+  if (rc) return rc;
+  rc = rp_store_exec(s,
+                     "INSERT INTO audit_customers(bucket, customer_id, audit_id) "
+                     "SELECT id >> 16, customer_id, id FROM audit_log "
+                     "WHERE id > (SELECT through FROM audit_indexed) AND customer_id IS NOT NULL "
+                     "ORDER BY 1, 2, 3;"
+                     "UPDATE audit_indexed SET through = "
+                     "(SELECT coalesce(max(id), 0) FROM audit_log);",
+                     err);
+  if (rc == RP_OK) return rp_store_tx_commit(s, err);
+  rp_store_tx_rollback(s);
+  return rc;
+}
+
+/* The index by customer against the log, up to audit_indexed.through:
+ * every record about a customer has its entry, and every entry is a
+ * record's. */
+static int verify_index(rp_store *s, rp_err *err) {
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(
+      s,
+      "SELECT (SELECT count(*) FROM audit_log a WHERE a.id <= (SELECT through FROM audit_indexed) "
+      "AND a.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_customers x WHERE "
+      "x.bucket = a.id >> 16 AND x.customer_id = a.customer_id AND x.audit_id = a.id)), "
+      "(SELECT count(*) FROM audit_customers x LEFT JOIN audit_log a ON a.id = x.audit_id "
+      "WHERE a.id IS NULL OR a.customer_id IS NOT x.customer_id OR x.bucket != a.id >> 16)",
+      &st, err);
+  if (rc) return rc;
+  int64_t missing = -1, foreign = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    missing = sqlite3_column_int64(st, 0);
+    foreign = sqlite3_column_int64(st, 1);
+  } else {
+    rc = rp_store_error(s, "audit index check", err);
+  }
+  rp_store_done(st);
+  if (rc == RP_OK && (missing != 0 || foreign != 0))
+    rc = rp_err_set(err, RP_ECONFLICT, "audit_customers",
+                    "the audit log's index by customer does not match the log: %" PRId64
+                    " record(s) missing from it, %" PRId64 " entr(ies) not the log's",
+                    missing, foreign);
   return rc;
 }
 
@@ -117,15 +174,19 @@ int rp_audit_verify(rp_store *s, int64_t *checked, rp_err *err) {
     (*checked)++;
   }
   rp_store_done(st);
-  return RP_OK;
+  return verify_index(s, err);
 }
 
 int rp_audit_list(rp_store *s, int64_t customer_id, int limit, cJSON **out, rp_err *err) {
   *out = NULL;
   sqlite3_stmt *st;
-  int rc = rp_store_prepare(s, "SELECT id, at, actor, action, customer_id, fields, origin FROM "
-                               "audit_log WHERE ?1 = 0 OR customer_id = ?1 ORDER BY id DESC "
-                               "LIMIT ?2", &st, err);
+  int rc = customer_id == 0
+               ? rp_store_prepare(s, "SELECT id, at, actor, action, customer_id, fields, "
+                                     "origin FROM audit_log ORDER BY id DESC LIMIT ?2", &st, err)
+               : rp_store_prepare(s, "SELECT id, at, actor, action, customer_id, fields, "
+                                     "origin FROM audit_log WHERE id IN ("
+                                     RP_AUDIT_IDS_OF_CUSTOMER ") ORDER BY id DESC LIMIT ?2",
+                                  &st, err);
   if (rc) return rc;
   sqlite3_bind_int64(st, 1, customer_id);
   sqlite3_bind_int(st, 2, limit > 0 ? limit : 100);

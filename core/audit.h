@@ -28,9 +28,28 @@ int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t 
 int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t customer_id,
                     const char *fields_text, const char *origin, rp_err *err);
 
+/* SQL: the ids of the audit records about customer ?1, for use as
+ * "... WHERE id IN (" RP_AUDIT_IDS_OF_CUSTOMER ")": those indexed in
+ * audit_customers, bucket by bucket, and those appended since. */
+#define RP_AUDIT_IDS_OF_CUSTOMER                                                           \
+  "WITH RECURSIVE b(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM b "                        \
+  "WHERE n < (SELECT through >> 16 FROM audit_indexed)) "                                  \
+  "SELECT x.audit_id FROM b JOIN audit_customers x ON x.bucket = b.n AND x.customer_id = ?1 " \
+  "UNION ALL SELECT id FROM audit_log WHERE id > (SELECT through FROM audit_indexed) "     \
+  "AND customer_id = ?1"
+
+/* Records appended since the last bulk indexing are indexed by the append
+ * whose id is a multiple of this, in its transaction. */
+enum { RP_AUDIT_INDEX_EVERY = 4096 };
+
+/* Indexes every record not yet in audit_customers, in the caller's
+ * transaction (or one of its own). */
+int rp_audit_index(rp_store *s, rp_err *err);
+
 /* Walks the whole chain. RP_OK with *checked records; RP_ECONFLICT naming
  * the first record whose hash does not follow (edited, inserted or deleted
- * before it). */
+ * before it), or, when the chain holds, an index by customer that does not
+ * match the log (a record left out, or one that is not the log's). */
 int rp_audit_verify(rp_store *s, int64_t *checked, rp_err *err);
 
 /* The records about customer_id (0: all), newest first, at most limit:

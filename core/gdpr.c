@@ -95,7 +95,8 @@ int rp_gdpr_export(rp_host *h, int64_t id, cJSON **out, rp_err *err) {
                                      "absorbed_id = ?1 ORDER BY id", ids, 1));
   cJSON_AddItemToObject(doc, "audit",
                         rows_json(s, "SELECT at, actor, action, fields, origin FROM audit_log "
-                                     "WHERE customer_id = ?1 ORDER BY id", ids, n));
+                                     "WHERE id IN (" RP_AUDIT_IDS_OF_CUSTOMER ") ORDER BY id",
+                                  ids, n));
   cJSON *plugins = cJSON_AddObjectToObject(doc, "plugins");
   for (size_t i = 0; i < rp_host_count(h); i++) {
     rp_plugin *p = rp_host_plugin_at(h, i);

@@ -22,7 +22,7 @@ struct rp_viewcache {
   size_t n_buckets;         /* a power of two */
   view lru;                 /* sentinel: lru.older is the newest view, lru.newer the oldest */
   size_t bytes, max_bytes, n_views;
-  int64_t data_version;     /* as last seen; -1 before the first look */
+  int64_t data_version;     /* as last seen; -1: unknown */
   uint64_t hits, misses, dropped;
 };
 
@@ -101,16 +101,23 @@ static void sql_stale(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void on_rollback(void *ctx) { drop_all(ctx); }
 
-/* Drops everything when another connection committed since the last look. */
-static void sync_data_version(rp_viewcache *vc) {
+/* PRAGMA data_version: it moves when another connection commits; -1 when
+ * it cannot be read. */
+static int64_t data_version(rp_store *s) {
   sqlite3_stmt *st;
   rp_err err;
   int64_t version = -1;
-  if (rp_store_prepare(vc->store, "PRAGMA data_version", &st, &err) == RP_OK) {
+  if (rp_store_prepare(s, "PRAGMA data_version", &st, &err) == RP_OK) {
     if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int64(st, 0);
     rp_store_done(st);
   }
-  /* A version that cannot be read trusts nothing. */
+  return version;
+}
+
+/* Drops everything when another connection committed since the last look
+ * (or when that cannot be known). */
+static void sync_data_version(rp_viewcache *vc) {
+  int64_t version = data_version(vc->store);
   if (version < 0 || version != vc->data_version) drop_all(vc);
   vc->data_version = version;
 }
@@ -156,8 +163,8 @@ int rp_viewcache_open(rp_store *s, size_t max_bytes, rp_viewcache **out, rp_err 
   vc->n_buckets = 1024;
   vc->max_bytes = max_bytes;
   vc->lru.older = vc->lru.newer = &vc->lru;
-  vc->data_version = -1;
   int rc = install(vc, err);
+  vc->data_version = data_version(s);
   if (rc) {
     rp_viewcache_free(vc);
     return rc;
