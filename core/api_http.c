@@ -55,6 +55,7 @@ struct rp_api_http {
   rp_http_server *server;
   auth_failures failures[AUTH_TABLE];
   int64_t last_failure; /* ms; none in the last minute: no table to search */
+  rp_keys_seen keys_seen;
   request_count counts[COUNTS_MAX];
   int n_counts;
   uint64_t latency[N_BUCKETS + 1]; /* cumulative at render time; per bucket here */
@@ -194,7 +195,7 @@ static int authenticate(call *c) {
   rp_err err;
   rp_err_clear(&err);
   if (auth && strncmp(auth, "Bearer ", 7) == 0 &&
-      rp_keys_verify(c->api->store, auth + 7, &c->key_id, c->role, sizeof c->role, &err) ==
+      rp_keys_verify(c->api->store, &c->api->keys_seen, auth + 7, &c->key_id, c->role, sizeof c->role, &err) ==
           RP_OK) {
     c->perms = rp_role_permissions(c->role);
     return 0;

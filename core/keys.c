@@ -152,6 +152,10 @@ int rp_keys_list(rp_store *s, cJSON **out, rp_err *err) {
   return RP_OK;
 }
 
+/* Keys revoked by this process: a remembered key verified before the last
+ * one is checked again (another process's revocation moves data_version). */
+static uint64_t revocations;
+
 int rp_keys_revoke(rp_store *s, int64_t id, rp_err *err) {
   sqlite3_stmt *st;
   int rc = rp_store_prepare(s, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND "
@@ -162,12 +166,56 @@ int rp_keys_revoke(rp_store *s, int64_t id, rp_err *err) {
   if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "revoke key", err);
   else if (sqlite3_changes(rp_store_db(s)) == 0)
     rc = rp_err_set(err, RP_ENOTFOUND, "id", "no active key %" PRId64, id);
+  else revocations++;
   rp_store_done(st);
   return rc;
 }
 
-int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t role_size,
-                   rp_err *err) {
+/* Notes that key kid was used, to the minute: one small write a minute per
+ * key at most. */
+static void note_use(rp_store *s, int64_t kid, int64_t now) {
+  sqlite3_stmt *st;
+  if (rp_store_prepare(s, "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND "
+                          "(last_used_at IS NULL OR last_used_at < ?2 - 60000)", &st, NULL) ==
+      RP_OK) {
+    sqlite3_bind_int64(st, 1, kid);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_step(st); /* best effort: a busy database must not refuse the request */
+    rp_store_done(st);
+  }
+}
+
+/* The remembered entry that proves key kid with digest, or NULL. */
+static struct rp_key_seen *seen_match(rp_keys_seen *seen, rp_store *s, int64_t kid,
+                                      const unsigned char digest[32]) {
+  if (!seen) return NULL;
+  int64_t dv = rp_store_data_version(s);
+  for (size_t i = 0; i < RP_KEYS_SEEN; i++) {
+    struct rp_key_seen *e = &seen->at[i];
+    if (e->id == kid && dv >= 0 && e->data_version == dv && e->revocations == revocations &&
+        CRYPTO_memcmp(e->digest, digest, 32) == 0)
+      return e;
+  }
+  return NULL;
+}
+
+static void seen_remember(rp_keys_seen *seen, rp_store *s, int64_t kid,
+                          const unsigned char digest[32], const char *role, int64_t now) {
+  if (!seen) return;
+  struct rp_key_seen *e = NULL;
+  for (size_t i = 0; i < RP_KEYS_SEEN && !e; i++)
+    if (seen->at[i].id == kid) e = &seen->at[i];
+  if (!e) e = &seen->at[seen->next++ % RP_KEYS_SEEN];
+  e->id = kid;
+  e->data_version = rp_store_data_version(s);
+  e->revocations = revocations;
+  e->used_at = now;
+  memcpy(e->digest, digest, 32);
+  snprintf(e->role, sizeof e->role, "%s", role);
+}
+
+int rp_keys_verify(rp_store *s, rp_keys_seen *seen, const char *key, int64_t *id, char *role,
+                   size_t role_size, rp_err *err) {
   const char *bad = "invalid or revoked API key";
   if (!key || strncmp(key, "rpk_", 4) != 0) return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
   char *end;
@@ -177,6 +225,17 @@ int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t
   unsigned char digest[SHA256_DIGEST_LENGTH];
   if (rp_sha256(end + 1, 2 * SECRET_BYTES, digest))
     return rp_err_set(err, RP_EIO, NULL, "libcrypto could not hash the key");
+  int64_t now = rp_clock_now_ms();
+  struct rp_key_seen *known = seen_match(seen, s, kid, digest);
+  if (known) {
+    snprintf(role, role_size, "%s", known->role);
+    *id = kid;
+    if (now - known->used_at >= 60000) {
+      note_use(s, kid, now);
+      known->used_at = now;
+    }
+    return RP_OK;
+  }
   sqlite3_stmt *st;
   int rc = rp_store_prepare(s, "SELECT secret_sha256, role, revoked_at IS NULL FROM api_keys "
                                "WHERE id = ?1", &st, err);
@@ -191,15 +250,7 @@ int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t
   rp_store_done(st);
   if (!ok) return rp_err_set(err, RP_EDENIED, NULL, "%s", bad);
   *id = kid;
-  /* last_used_at to the minute: one small write a minute per key at most. */
-  int64_t now = rp_clock_now_ms();
-  if (rp_store_prepare(s, "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND "
-                          "(last_used_at IS NULL OR last_used_at < ?2 - 60000)", &st, NULL) ==
-      RP_OK) {
-    sqlite3_bind_int64(st, 1, kid);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_step(st); /* best effort: a busy database must not refuse the request */
-    rp_store_done(st);
-  }
+  note_use(s, kid, now);
+  seen_remember(seen, s, kid, digest, role, now);
   return RP_OK;
 }

@@ -45,11 +45,31 @@ int rp_keys_list(rp_store *s, cJSON **out, rp_err *err);
 /* Revokes key id: it stops working at once. RP_ENOTFOUND when unknown. */
 int rp_keys_revoke(rp_store *s, int64_t id, rp_err *err);
 
+/* Keys a server verified lately, so that a key seen again costs its hash
+ * and no query. An entry proves a key only while no other connection has
+ * committed since it was verified (rp_store_data_version: that is how a
+ * `rapport keys revoke` in another process is seen) and no key was revoked
+ * in this process; the presented secret's SHA-256 is still compared, in
+ * constant time. Zero-initialised by its owner; the loop thread's. */
+enum { RP_KEYS_SEEN = 16 };
+typedef struct rp_keys_seen {
+  struct rp_key_seen {
+    int64_t id; /* 0: empty */
+    int64_t data_version;
+    uint64_t revocations;
+    int64_t used_at; /* last_used_at as written, ms */
+    unsigned char digest[32];
+    char role[16];
+  } at[RP_KEYS_SEEN];
+  unsigned next; /* the entry replaced next */
+} rp_keys_seen;
+
 /* Checks a presented key and notes when it was last used (to the minute).
+ * seen (may be NULL) remembers keys verified lately, see above.
  * RP_OK with *id and role (at least 16 bytes);
  * RP_EDENIED for a malformed, unknown, wrong or revoked key (one message for
  * all, so that it tells an attacker nothing). */
-int rp_keys_verify(rp_store *s, const char *key, int64_t *id, char *role, size_t role_size,
-                   rp_err *err);
+int rp_keys_verify(rp_store *s, rp_keys_seen *seen, const char *key, int64_t *id, char *role,
+                   size_t role_size, rp_err *err);
 
 #endif

@@ -24,6 +24,9 @@ struct rp_store {
   size_t cache_cap;
   size_t cache_len;
   int tx_depth;
+  uint64_t tx_serial;           /* outermost transactions begun */
+  int64_t data_version;         /* PRAGMA data_version as read in transaction */
+  uint64_t data_version_serial; /* ... number data_version_serial (0: none) */
   rp_store_auth_fn auth_fn;
   void *principal;
   rp_vault *vault; /* owned; NULL: nothing is sealed */
@@ -174,8 +177,26 @@ int rp_store_tx_begin(rp_store *s, rp_err *err) {
   if (s->tx_depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
   else snprintf(sql, sizeof sql, "SAVEPOINT rp_sp%d", s->tx_depth);
   int rc = tx_step(s, sql, err);
-  if (rc == RP_OK) s->tx_depth++;
+  if (rc == RP_OK && s->tx_depth++ == 0) s->tx_serial++;
   return rc;
+}
+
+int64_t rp_store_data_version(rp_store *s) {
+  /* Within a write transaction no other connection can commit: the value
+   * read once holds until it ends (or until SQLite ended it on its own). */
+  int in_tx = s->tx_depth > 0 && !sqlite3_get_autocommit(s->db);
+  if (in_tx && s->data_version_serial == s->tx_serial) return s->data_version;
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (rp_store_prepare(s, "PRAGMA data_version", &st, NULL) == RP_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    rp_store_done(st);
+  }
+  if (in_tx && v >= 0) {
+    s->data_version = v;
+    s->data_version_serial = s->tx_serial;
+  }
+  return v;
 }
 
 int rp_store_tx_commit(rp_store *s, rp_err *err) {

@@ -60,6 +60,13 @@ int rp_store_tx_commit(rp_store *s, rp_err *err);
 int rp_store_tx_rollback(rp_store *s);
 int rp_store_tx_depth(const rp_store *s);
 
+/* PRAGMA data_version: a number that moves when another connection (or
+ * process) commits to the database, and not on this connection's own
+ * commits; what caches of database content check. Read once per write
+ * transaction (nobody else can commit during one). -1 when it cannot be
+ * read. */
+int64_t rp_store_data_version(rp_store *s);
+
 /* The authorizer hook. Installed once at open (installing it later would
  * expire every cached statement). While a principal is set, every statement
  * prepared on this connection is checked by fn(ctx, principal, action, ...),

@@ -101,23 +101,10 @@ static void sql_stale(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void on_rollback(void *ctx) { drop_all(ctx); }
 
-/* PRAGMA data_version: it moves when another connection commits; -1 when
- * it cannot be read. */
-static int64_t data_version(rp_store *s) {
-  sqlite3_stmt *st;
-  rp_err err;
-  int64_t version = -1;
-  if (rp_store_prepare(s, "PRAGMA data_version", &st, &err) == RP_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int64(st, 0);
-    rp_store_done(st);
-  }
-  return version;
-}
-
 /* Drops everything when another connection committed since the last look
  * (or when that cannot be known). */
 static void sync_data_version(rp_viewcache *vc) {
-  int64_t version = data_version(vc->store);
+  int64_t version = rp_store_data_version(vc->store);
   if (version < 0 || version != vc->data_version) drop_all(vc);
   vc->data_version = version;
 }
@@ -164,7 +151,7 @@ int rp_viewcache_open(rp_store *s, size_t max_bytes, rp_viewcache **out, rp_err 
   vc->max_bytes = max_bytes;
   vc->lru.older = vc->lru.newer = &vc->lru;
   int rc = install(vc, err);
-  vc->data_version = data_version(s);
+  vc->data_version = rp_store_data_version(s);
   if (rc) {
     rp_viewcache_free(vc);
     return rc;

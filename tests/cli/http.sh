@@ -134,6 +134,42 @@ assert_eq "$STATUS" 422 "limit"
 call DELETE "/v1/customers/$U1/events" "$OPERATOR"
 assert_eq "$STATUS" 405 "method not allowed"
 
+# --- cached views: a read after any change shows it ------------------------------------------
+call GET "/v1/customers/$U1" "$OPERATOR"
+FIRST=$BODY
+call GET "/v1/customers/$U1" "$OPERATOR"
+assert_eq "$BODY" "$FIRST" "the same view from the cache"
+call GET /metrics "$ADMIN"
+HITS=$(printf '%s\n' "$BODY" | sed -n 's/^rapport_view_cache_lookups_total{result="hit"} //p')
+[[ "${HITS:-0}" -ge 1 ]] || fail "no view cache hit counted: '$HITS'"
+call PATCH "/v1/customers/$U1" "$OPERATOR" '{"attributes": {"seats": 6}}'
+call GET "/v1/customers/$U1" "$OPERATOR"
+assert_eq "$(json_get "$BODY" attributes.seats)" 6 "a PATCH shows at once"
+call POST /v1/events "$OPERATOR" '{"type": "step.6", "external_id": "U1"}'
+call GET "/v1/customers/$U1" "$OPERATOR"
+assert_eq "$(json_get "$BODY" recent_events.0.type)" step.6 "an event shows at once"
+call PUT "/v1/customers/$U1/consent" "$OPERATOR" '{"email": {"granted": true, "source": "form"}}'
+call GET "/v1/customers/$U1" "$OPERATOR"
+assert_eq "$(json_get "$BODY" consent.email.granted)" true "consent shows at once"
+# Another process writes (the triggers do not see it; data_version does).
+sql "UPDATE customer_attributes SET value = 7 WHERE customer_id = $U1 AND name = 'seats'"
+call GET "/v1/customers/$U1" "$OPERATOR"
+assert_eq "$(json_get "$BODY" attributes.seats)" 7 "another process's change shows at once"
+# A merge: both views change.
+call POST /v1/identify "$OPERATOR" '{"userId": "M1"}'
+M1=$(json_get "$BODY" id)
+call POST /v1/identify "$OPERATOR" '{"userId": "M2", "traits": {"email": "m2@example.com"}}'
+M2=$(json_get "$BODY" id)
+call GET "/v1/customers/$M1" "$OPERATOR"
+call GET "/v1/customers/$M2" "$OPERATOR"
+assert_eq "$(json_get "$BODY" id)" "$M2"
+call POST /v1/identify "$OPERATOR" '{"userId": "M1", "traits": {"email": "m2@example.com"}}'
+assert_eq "$STATUS" 200 "identify merges"
+call GET "/v1/customers/$M2" "$OPERATOR"
+assert_eq "$(json_get "$BODY" id)" "$M1" "the absorbed id answers with the survivor"
+call GET "/v1/customers/$M1" "$OPERATOR"
+assert_eq "$(json_get "$BODY" merged_from.0)" "$M2" "the survivor shows the merge"
+
 # --- admin routes ---------------------------------------------------------------------------
 call GET /v1/jobs "$ADMIN"
 assert_eq "$(json_get "$BODY" jobs.0.name)" dormancy
@@ -150,7 +186,7 @@ assert_contains "$BODY" 'rapport_http_request_duration_seconds_bucket{le="+Inf"}
 assert_contains "$BODY" 'rapport_bus_lag_events{plugin="activity"}'
 assert_contains "$BODY" 'rapport_plugins_suspended 0'
 INGESTED=$(printf '%s\n' "$BODY" | sed -n 's/^rapport_events_ingested_total //p')
-assert_eq "$INGESTED" 7 "events ingested (m-1, one of the batch, five steps)"
+assert_eq "$INGESTED" 8 "events ingested (m-1, one of the batch, six steps)"
 call GET /metrics "$OPERATOR"
 assert_eq "$STATUS" 403 "metrics need admin"
 
@@ -257,6 +293,8 @@ assert_eq "$(sql "SELECT count(*) FROM events WHERE type = 'chunked.event'")" 1 
 
 # --- a revoked key stops at once (from another process) --------------------------------------
 ANALYST_ID=$(sql "SELECT id FROM api_keys WHERE role = 'analyst'")
+call GET "/v1/customers/$CID" "$ANALYST"
+assert_eq "$STATUS" 200 "the analyst's key works (and is remembered by the server)"
 assert_exit 0 "$RAPPORT" keys revoke "$ANALYST_ID"
 call GET "/v1/customers/$CID" "$ANALYST"
 assert_eq "$STATUS" 401 "revoked key"
