@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "bus.h"
@@ -69,7 +72,18 @@ struct rp_api_http {
   uv_prepare_t log_flush; /* the access log of a turn, written before the loop waits */
   int group_open;
   int stopped;       /* commit_check is closed: requests commit alone */
+  int group_async;   /* the open group commits with synchronous=NORMAL */
   uint64_t group_commits, group_requests, group_failures;
+  /* Groups are numbered; answers go out once their group is durable. */
+  uint64_t gen_open;    /* the group open now, or the last one */
+  uint64_t gen_done;    /* groups up to this one have committed or failed */
+  uint64_t gen_synced;  /* ... and their answers are out */
+  char wal_path[4096];  /* the database's WAL file; "" when it has none */
+  int wal_fd;           /* open on wal_path, or -1 */
+  uv_fs_t sync_req;
+  int syncing;          /* sync_req is under way ... */
+  uint64_t sync_covers; /* ... for the groups up to this one */
+  uint64_t sync_failures;
   rp_viewcache *views; /* rendered customer views; NULL when view_cache_mib is 0 */
 };
 
@@ -931,11 +945,12 @@ static void get_metrics(call *c, int64_t unused) {
                 "# TYPE rapport_http_group_commits_total counter\n"
                 "rapport_http_group_commits_total{outcome=\"committed\"} %llu\n"
                 "rapport_http_group_commits_total{outcome=\"failed\"} %llu\n"
+                "rapport_http_group_commits_total{outcome=\"sync_failed\"} %llu\n"
                 "# HELP rapport_http_grouped_requests_total Requests run in a group transaction.\n"
                 "# TYPE rapport_http_grouped_requests_total counter\n"
                 "rapport_http_grouped_requests_total %llu\n",
             (unsigned long long)api->group_commits, (unsigned long long)api->group_failures,
-            (unsigned long long)api->group_requests);
+            (unsigned long long)api->sync_failures, (unsigned long long)api->group_requests);
   rp_viewcache_stats vs;
   rp_viewcache_stats_of(api->views, &vs);
   tb_printf(&b, "# HELP rapport_view_cache_lookups_total Customer views asked of the view cache, "
@@ -1182,13 +1197,76 @@ static const char commit_failed_body[] =
     "{\"error\": {\"code\": \"io\", \"message\": \"the changes of this request could not "
     "be committed (see the server log); nothing of it was applied\"}}";
 
-/* Commits the group's transaction and writes the answers held for it; when
- * the commit fails, everything in it rolls back and each of those answers
- * becomes a 500. */
+/* ---- durability off the loop ----------------------------------------------------------
+ *
+ * A group commits with synchronous=NORMAL: its WAL frames are written, not
+ * yet synced. Its answers wait while a libuv worker fdatasyncs the WAL file
+ * (the same inode SQLite writes), and the loop runs the next group
+ * meanwhile; when the sync returns, the answers of every group it covered go
+ * out. An answer still never reports a change before it is on disk, and a
+ * sync costs the loop nothing. Any other commit on the connection (the bus,
+ * jobs) stays synchronous=FULL, which syncs the earlier frames as well. When
+ * the WAL file cannot be opened, groups commit with FULL and answer at once. */
+
+static void sync_start(rp_api_http *api);
+
+/* The WAL file, opened (again when SQLite replaced it) for syncing; -1 when
+ * it cannot be. */
+static int wal_fd(rp_api_http *api) {
+  struct stat now, open_st;
+  if (api->wal_fd >= 0 && stat(api->wal_path, &now) == 0 &&
+      fstat(api->wal_fd, &open_st) == 0 && now.st_ino == open_st.st_ino &&
+      now.st_dev == open_st.st_dev)
+    return api->wal_fd;
+  if (api->wal_fd >= 0) close(api->wal_fd);
+  api->wal_fd = open(api->wal_path, O_RDONLY | O_CLOEXEC);
+  return api->wal_fd;
+}
+
+static void on_synced(uv_fs_t *req) {
+  rp_api_http *api = req->data;
+  ssize_t result = req->result;
+  uv_fs_req_cleanup(req);
+  api->syncing = 0;
+  if (result < 0) {
+    /* The commits happened, but whether they reached the disk is unknown:
+     * no answer may claim they did. */
+    rp_log(RP_LOG_ERROR, "http", "syncing the WAL: %s", uv_strerror((int)result));
+    for (uint64_t g = api->gen_synced + 1; g <= api->sync_covers; g++)
+      rp_http_fail(api->server, g, commit_failed_body);
+    api->sync_failures++;
+  }
+  api->gen_synced = api->sync_covers;
+  rp_http_release(api->server, api->gen_synced);
+  if (api->gen_done > api->gen_synced) sync_start(api);
+}
+
+/* Syncs the WAL for every group done so far, unless a sync is under way
+ * (its completion starts the next). */
+static void sync_start(rp_api_http *api) {
+  if (api->syncing) return;
+  api->sync_covers = api->gen_done;
+  int fd = wal_fd(api);
+  api->sync_req.data = api;
+  if (fd >= 0 &&
+      uv_fs_fdatasync(rp_runtime_loop(api->rt), &api->sync_req, fd, on_synced) == 0) {
+    api->syncing = 1;
+    return;
+  }
+  /* No worker: sync here. */
+  api->sync_req.result = fd >= 0 && fdatasync(fd) == 0 ? 0 : UV_EIO;
+  api->syncing = 1;
+  on_synced(&api->sync_req);
+}
+
+/* Commits the group's transaction; its answers go out once the commit is
+ * durable (at once when it synced itself). When the commit fails,
+ * everything in it rolls back and each of those answers becomes a 500. */
 static void group_flush(rp_api_http *api) {
   if (!api->group_open) return;
   api->group_open = 0;
   uv_check_stop(&api->commit_check);
+  rp_http_hold_end(api->server);
   rp_err err;
   rp_err_clear(&err);
   rp_fault_point("http.before_commit");
@@ -1197,10 +1275,25 @@ static void group_flush(rp_api_http *api) {
     rp_log(RP_LOG_ERROR, "http", "group commit: %s", err.msg);
     rp_store_tx_rollback(api->store);
     api->group_failures++;
+    rp_http_fail(api->server, api->gen_open, commit_failed_body);
   } else {
     api->group_commits++;
   }
-  rp_http_release(api->server, rc ? commit_failed_body : NULL);
+  api->gen_done = api->gen_open;
+  if (api->group_async) {
+    rp_store_exec(api->store, "PRAGMA synchronous=FULL", NULL);
+    api->group_async = 0;
+    if (rc == RP_OK) {
+      sync_start(api);
+      return;
+    }
+  }
+  /* Nothing to sync for this group: its answers follow those of earlier
+   * groups (a sync under way releases them all). */
+  if (!api->syncing) {
+    api->gen_synced = api->gen_done;
+    rp_http_release(api->server, api->gen_done);
+  }
 }
 
 static void on_commit_check(uv_check_t *h) { group_flush(h->data); }
@@ -1221,10 +1314,17 @@ static int group_join(rp_api_http *api, rp_err *err) {
   if (api->group_open || api->stopped) return RP_OK;
   if (rp_store_tx_depth(api->store) != 0)
     return rp_err_set(err, RP_ECONFLICT, NULL, "a transaction is already open");
+  /* The safety level cannot change inside a transaction: set it first. */
+  api->group_async = api->wal_path[0] && wal_fd(api) >= 0 &&
+                     rp_store_exec(api->store, "PRAGMA synchronous=NORMAL", NULL) == RP_OK;
   int rc = rp_store_tx_begin(api->store, err);
-  if (rc) return rc;
+  if (rc) {
+    if (api->group_async) rp_store_exec(api->store, "PRAGMA synchronous=FULL", NULL);
+    api->group_async = 0;
+    return rc;
+  }
   api->group_open = 1;
-  rp_http_hold(api->server);
+  rp_http_hold(api->server, ++api->gen_open);
   uv_check_start(&api->commit_check, on_commit_check);
   return RP_OK;
 }
@@ -1409,6 +1509,10 @@ int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, con
   api->rt = rt;
   api->store = store;
   api->cfg = cfg;
+  api->wal_fd = -1;
+  const char *db_path = rp_store_path(store);
+  if (db_path && strcmp(db_path, ":memory:") != 0 && db_path[0])
+    snprintf(api->wal_path, sizeof api->wal_path, "%s-wal", db_path);
   rp_http_limits limits = {.max_body = (size_t)cfg->http_max_body,
                            .max_connections = cfg->http_max_connections,
                            .idle_timeout_ms = (uint64_t)cfg->http_idle_timeout_ms};
@@ -1437,6 +1541,7 @@ int rp_api_http_port(const rp_api_http *api) { return api ? rp_http_port(api->se
 
 void rp_api_http_free(rp_api_http *api) {
   if (!api) return;
+  if (api->wal_fd >= 0) close(api->wal_fd);
   rp_viewcache_free(api->views);
   free(api);
 }

@@ -24,6 +24,7 @@ typedef struct held_answer {
   rp_http_conn *c;
   rp_http_response res;
   int keep_alive;
+  uint64_t gen; /* written once rp_http_release reaches it */
 } held_answer;
 
 struct rp_http_server {
@@ -37,8 +38,10 @@ struct rp_http_server {
   int listening;       /* the listening handle is open */
   int stopping;
   int port;
-  int holding;                     /* rp_http_hold: answers are queued */
-  held_answer *held, **held_tail;  /* the queue, oldest first */
+  int holding;                     /* rp_http_hold: answers are queued under hold_gen */
+  uint64_t hold_gen;
+  uint64_t tail_gen;               /* the gen of the newest answer queued */
+  held_answer *held, **held_tail;  /* the queue, oldest first; gens never decrease */
   char read_buf[65536];            /* see on_alloc */
 };
 
@@ -159,6 +162,10 @@ static void hold_response(rp_http_conn *c, rp_http_response *res, int keep_alive
   h->c = c;
   h->res = *res;
   h->keep_alive = keep_alive;
+  /* Behind answers still queued, an answer made outside a hold waits for
+   * the last of them: a connection's answers keep their order. */
+  if (s->holding) s->tail_gen = s->hold_gen;
+  h->gen = s->tail_gen;
   res->body = NULL;
   *s->held_tail = h;
   s->held_tail = &h->next;
@@ -167,11 +174,19 @@ static void hold_response(rp_http_conn *c, rp_http_response *res, int keep_alive
   if (!keep_alive) c->close_after = 1;
 }
 
+static void write_response(rp_http_conn *c, rp_http_response *res, int keep_alive);
+
+/* Answers now, or queues the answer while the server holds answers or
+ * still has some queued. */
 static void send_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
-  if (c->srv->holding && !c->offline) {
+  if ((c->srv->holding || c->srv->held) && !c->offline) {
     hold_response(c, res, keep_alive);
     return;
   }
+  write_response(c, res, keep_alive);
+}
+
+static void write_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
   if (c->offline) {
     free(res->body);
     res->body = NULL;
@@ -490,38 +505,43 @@ static void fit_open_files(rp_http_server *s) {
 
 /* ---- held answers -------------------------------------------------------------- */
 
-void rp_http_hold(rp_http_server *s) {
-  if (!s || s->holding) return;
+void rp_http_hold(rp_http_server *s, uint64_t gen) {
+  if (!s) return;
   s->holding = 1;
-  s->held = NULL;
-  s->held_tail = &s->held;
+  s->hold_gen = gen;
 }
 
-void rp_http_release(rp_http_server *s, const char *failure_body) {
-  if (!s || !s->holding) return;
-  s->holding = 0;
-  held_answer *h = s->held;
-  s->held = NULL;
-  s->held_tail = &s->held;
-  while (h) {
-    held_answer *next = h->next;
+void rp_http_hold_end(rp_http_server *s) {
+  if (s) s->holding = 0;
+}
+
+void rp_http_fail(rp_http_server *s, uint64_t gen, const char *failure_body) {
+  if (!s) return;
+  for (held_answer *h = s->held; h; h = h->next) {
+    if (h->gen != gen || !h->res.needs_commit) continue;
+    free(h->res.body);
+    h->res = (rp_http_response){.status = 500, .body = strdup(failure_body)};
+    h->res.body_len = h->res.body ? strlen(h->res.body) : 0;
+  }
+}
+
+void rp_http_release(rp_http_server *s, uint64_t through) {
+  if (!s) return;
+  while (s->held && s->held->gen <= through) {
+    held_answer *h = s->held;
+    s->held = h->next;
+    if (!s->held) s->held_tail = &s->held;
     rp_http_conn *c = h->c;
     c->held--;
-    if (failure_body && h->res.needs_commit) {
-      free(h->res.body);
-      h->res = (rp_http_response){.status = 500, .body = strdup(failure_body)};
-      h->res.body_len = h->res.body ? strlen(h->res.body) : 0;
-    }
     if (c->closing) {
       free(h->res.body);
       conn_maybe_free(c);
     } else {
-      send_response(c, &h->res, h->keep_alive);
+      write_response(c, &h->res, h->keep_alive);
       /* A last answer already written (or a stop meanwhile): close now. */
       if (!c->closing && c->close_after && c->writes_pending == 0 && c->held == 0) conn_close(c);
     }
     free(h);
-    h = next;
   }
 }
 
@@ -598,6 +618,7 @@ int rp_http_start(uv_loop_t *loop, const char *addr, const rp_http_limits *limit
   if (rc) return rc;
   rp_http_server *s = calloc(1, sizeof *s);
   if (!s) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  s->held_tail = &s->held;
   s->loop = loop;
   s->handler = handler;
   s->ctx = ctx;

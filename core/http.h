@@ -9,11 +9,15 @@
  * content: every complete request goes to the handler, synchronously, on the
  * loop thread, and the handler fills the response.
  *
- * Held answers (for group commit): between rp_http_hold and rp_http_release
- * answers are queued instead of written, so that the writes of many requests
- * can share one transaction and no answer reports a write before it is
- * durable. Queued answers keep their order on each connection; a connection
- * closed meanwhile simply loses them.
+ * Held answers (for group commit): between rp_http_hold and
+ * rp_http_hold_end answers are queued instead of written, each under the
+ * generation (a group's number) given to rp_http_hold, so that the writes
+ * of many requests can share one transaction and no answer reports a write
+ * before it is durable. rp_http_release writes them, oldest first, up to a
+ * generation: a group's answers can wait for their sync while the next
+ * group runs. An answer made while others are still queued queues behind
+ * them, so each connection's answers keep their order; a connection closed
+ * meanwhile simply loses them.
  *
  * Ownership: the request is borrowed for the handler call; the handler puts
  * a malloc'ed body in res->body, which the server frees. */
@@ -81,14 +85,18 @@ int rp_http_port(const rp_http_server *s);
  * the server frees itself when the last handle is closed (run the loop). */
 void rp_http_stop(rp_http_server *s);
 
-/* Queues every answer from now on, until rp_http_release. */
-void rp_http_hold(rp_http_server *s);
+/* Queues every answer from now on under gen (never less than any earlier
+ * gen), until rp_http_hold_end. */
+void rp_http_hold(rp_http_server *s, uint64_t gen);
+void rp_http_hold_end(rp_http_server *s);
 
-/* Writes the queued answers. failure_body NULL: the transaction they waited
- * for committed. Otherwise it did not: each answer marked needs_commit is
- * replaced by a 500 with failure_body (JSON, copied); the others go as they
- * are. */
-void rp_http_release(rp_http_server *s, const char *failure_body);
+/* The transaction of generation gen did not commit: each of its answers
+ * marked needs_commit becomes a 500 with failure_body (JSON, copied); the
+ * others will go as they are. */
+void rp_http_fail(rp_http_server *s, uint64_t gen, const char *failure_body);
+
+/* Writes the queued answers of every generation up to through, in order. */
+void rp_http_release(rp_http_server *s, uint64_t through);
 
 /* For tests and fuzzing: parses data as one client's byte stream, fed to
  * the parser chunk bytes at a time (0: all at once), calling handler for
