@@ -29,7 +29,14 @@ static int ev_emit(lua_State *L) {
         !(rp_plugin_principal(p)->perms & RP_PERM_CUSTOMERS_WRITE))
       rc = rp_authz_require(rp_plugin_principal(p), RP_PERM_CUSTOMERS_WRITE,
                             "crm.events.emit naming a customer by identity", &err);
-    if (rc == RP_OK) rc = rp_event_append(p->host->store, p->host->cfg, &ev, &id, &dup, &err);
+    /* A savepoint of its own: the plugin may catch the error and go on, and
+     * must then find nothing of the event written. */
+    rp_store *s = p->host->store;
+    if (rc == RP_OK && (rc = rp_store_tx_begin(s, &err)) == RP_OK) {
+      rc = rp_event_append(s, p->host->cfg, &ev, &id, &dup, &err);
+      if (rc == RP_OK) rc = rp_store_tx_commit(s, &err);
+      if (rc) rp_store_tx_rollback(s);
+    }
   }
   cJSON_Delete(obj);
   if (rc) {

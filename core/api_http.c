@@ -390,14 +390,9 @@ static void post_batch(call *c) {
   }
   rp_err err;
   rp_err_clear(&err);
-  /* One savepoint for the batch (the request's transaction commits it before
-   * the answer): a failure of the database undoes it whole; a rejected event
-   * is rolled back alone (its own savepoint inside rp_event_append). */
-  if (rp_store_tx_begin(c->api->store, &err)) {
-    cJSON_Delete(body);
-    reply_err(c, &err);
-    return;
-  }
+  /* The request's savepoint holds the batch (request_begin): a failure of
+   * the database answers 500 and undoes it whole; a refused event wrote
+   * nothing (rp_event_append). */
   cJSON *results = cJSON_CreateArray();
   int accepted = 0, duplicates = 0, rejected = 0, index = 0;
   cJSON *item;
@@ -418,7 +413,6 @@ static void post_batch(call *c) {
       cJSON_Delete(r);
       cJSON_Delete(results);
       cJSON_Delete(body);
-      rp_store_tx_rollback(c->api->store);
       reply_err(c, &e);
       return;
     } else {
@@ -432,12 +426,6 @@ static void post_batch(call *c) {
     cJSON_AddItemToArray(results, r);
   }
   cJSON_Delete(body);
-  if (rp_store_tx_commit(c->api->store, &err)) {
-    rp_store_tx_rollback(c->api->store);
-    cJSON_Delete(results);
-    reply_err(c, &err);
-    return;
-  }
   if (accepted) rp_runtime_kick(c->api->rt);
   c->api->events_ingested += (uint64_t)accepted;
   cJSON *out = cJSON_CreateObject();

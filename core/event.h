@@ -45,7 +45,7 @@ typedef struct rp_event_in {
                                NULL when unused */
 } rp_event_in;
 
-/* Validates ev and appends it in a nested transaction. The customer is
+/* Validates ev and appends it, in the caller's transaction. The customer is
  * customer_id (followed through merges; RP_ENOTFOUND when unknown) and/or
  * the identities in customer and shorthand, resolved or created by
  * rp_profile_upsert (identities of two customers merge them; with a
@@ -56,7 +56,11 @@ typedef struct rp_event_in {
  * customer side): returns RP_OK with *duplicate = 1 and *id the stored
  * event's id. Otherwise *duplicate = 0 and *id is the new event's id. id and
  * duplicate may be NULL. RP_EINVAL names the bad field; RP_ELIMIT for
- * properties over RP_EVENT_MAX_PROPERTIES. */
+ * properties over RP_EVENT_MAX_PROPERTIES. A refusal (RP_EINVAL, RP_ELIMIT,
+ * RP_ENOTFOUND) has written nothing; after a failure of the database
+ * (RP_EDB, RP_ENOMEM, RP_EIO) the customer side may be written without its
+ * event: the caller must roll its transaction back (or call this inside a
+ * savepoint of its own). */
 int rp_event_append(rp_store *s, const rp_config *cfg, const rp_event_in *ev, int64_t *id,
                     int *duplicate, rp_err *err);
 

@@ -29,6 +29,8 @@ struct rp_store {
   uint64_t data_version_serial; /* ... number data_version_serial (0: none) */
   rp_store_auth_fn auth_fn;
   void *principal;
+  rp_store_customer_fn customer_fn;
+  void *customer_ctx;
   rp_vault *vault; /* owned; NULL: nothing is sealed */
 };
 
@@ -179,6 +181,15 @@ int rp_store_tx_begin(rp_store *s, rp_err *err) {
   int rc = tx_step(s, sql, err);
   if (rc == RP_OK && s->tx_depth++ == 0) s->tx_serial++;
   return rc;
+}
+
+void rp_store_set_customer_listener(rp_store *s, rp_store_customer_fn fn, void *ctx) {
+  s->customer_fn = fn;
+  s->customer_ctx = ctx;
+}
+
+void rp_store_customer_changed(rp_store *s, int64_t customer_id) {
+  if (s->customer_fn) s->customer_fn(s->customer_ctx, customer_id);
 }
 
 int64_t rp_store_data_version(rp_store *s) {
@@ -478,10 +489,16 @@ int rp_store_open(const char *path, int flags, rp_store **out, rp_err *err) {
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_set_authorizer(s->db, authorizer, s);
   }
+  /* temp_store stays SQLite's default (files, opened only when needed) and
+   * not MEMORY: an in-memory statement journal is cut back after each
+   * statement by walking its 1 KiB chunks from the start, which inside a
+   * long savepoint (a batch of a thousand events) made every statement cost
+   * the length of the journal; a file one spills past 64 KiB and is
+   * truncated in one call. */
   if (rc == RP_OK && !(flags & RP_STORE_READONLY))
     rc = rp_store_exec(s,
                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-                       "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+                       "PRAGMA foreign_keys=OFF;",
                        err);
   if (rc == RP_OK && !(flags & RP_STORE_READONLY))
     rc = migrate_core(s, !(flags & RP_STORE_NOMIGRATE), err);

@@ -60,6 +60,14 @@ int rp_store_tx_commit(rp_store *s, rp_err *err);
 int rp_store_tx_rollback(rp_store *s);
 int rp_store_tx_depth(const rp_store *s);
 
+/* The one listener told of customers whose data this connection changed
+ * where no trigger sees it: events appended by rp_event_append (a trigger
+ * on that INSERT would give every event a statement journal, a third of
+ * the cost of an ingested event). The view cache listens. NULL fn: none. */
+typedef void (*rp_store_customer_fn)(void *ctx, int64_t customer_id);
+void rp_store_set_customer_listener(rp_store *s, rp_store_customer_fn fn, void *ctx);
+void rp_store_customer_changed(rp_store *s, int64_t customer_id);
+
 /* PRAGMA data_version: a number that moves when another connection (or
  * process) commits to the database, and not on this connection's own
  * commits; what caches of database content check. Read once per write

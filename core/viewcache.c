@@ -40,6 +40,12 @@ static const struct watched {
     {"events", "OLD.customer_id", "NEW.customer_id"},
 };
 
+/* No INSERT trigger on events: rp_event_append, the one statement that
+ * inserts there, tells the store's customer listener instead (store.h). */
+static int watched_op(const struct watched *w, int op) {
+  return !(op == 0 && strcmp(w->table, "events") == 0);
+}
+
 static size_t view_size(const view *v) { return sizeof *v + v->len; }
 
 static size_t bucket_of(const rp_viewcache *vc, int64_t id) {
@@ -101,6 +107,10 @@ static void sql_stale(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void on_rollback(void *ctx) { drop_all(ctx); }
 
+static void on_customer_changed(void *ctx, int64_t customer_id) {
+  drop_customer(ctx, customer_id);
+}
+
 /* Drops everything when another connection committed since the last look
  * (or when that cannot be known). */
 static void sync_data_version(rp_viewcache *vc) {
@@ -118,6 +128,7 @@ static int install(rp_viewcache *vc, rp_err *err) {
   for (size_t t = 0; t < sizeof watched / sizeof watched[0]; t++) {
     for (int o = 0; o < 3; o++) {
       const struct watched *w = &watched[t];
+      if (!watched_op(w, o)) continue;
       char sql[512];
       const char *ids = o == 0 ? w->ids_new : o == 2 ? w->ids_old : NULL;
       char both[128];
@@ -134,6 +145,7 @@ static int install(rp_viewcache *vc, rp_err *err) {
     }
   }
   sqlite3_rollback_hook(db, on_rollback, vc);
+  rp_store_set_customer_listener(vc->store, on_customer_changed, vc);
   return RP_OK;
 }
 
@@ -168,6 +180,7 @@ void rp_viewcache_free(rp_viewcache *vc) {
   sqlite3_create_function_v2(db, "rp_view_stale", -1, SQLITE_UTF8, NULL, sql_stale, NULL, NULL,
                              NULL);
   sqlite3_rollback_hook(db, NULL, NULL);
+  rp_store_set_customer_listener(vc->store, NULL, NULL);
   drop_all(vc);
   free(vc->buckets);
   free(vc);

@@ -8,7 +8,9 @@
  *  - this connection's changes: TEMP triggers on every table a view reads
  *    (customers, customer_identities, customer_attributes, customer_consent,
  *    events) drop the views of each customer a row change touches, whatever
- *    statement made it (the core's, an import's, a plugin's emit);
+ *    statement made it; except for events appended, where rp_event_append
+ *    (the one INSERT into events) tells the store's customer listener, since
+ *    a trigger there would cost every ingested event a statement journal;
  *  - other connections' commits (a CLI import, `gdpr erase` in another
  *    process): PRAGMA data_version moves, and everything is dropped;
  *  - a rollback (a failed group commit): everything is dropped, since a view

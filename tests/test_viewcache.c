@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
+#include "event.h"
 #include "store.h"
 #include "test.h"
 #include "viewcache.h"
@@ -62,6 +64,8 @@ static void seed(rp_store *s) {
 static void test_each_table_change_drops_that_customer_only(void) {
   rp_store *s = open_memory();
   seed(s);
+  exec(s, "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
+          "VALUES(1, 'page', 0, 0, 'test')");
   rp_viewcache *vc = open_cache(s, 1 << 20);
   static const char *const changes[] = {
       "UPDATE customers SET updated_at = 5 WHERE id = 1",
@@ -77,8 +81,6 @@ static void test_each_table_change_drops_that_customer_only(void) {
       "VALUES(1, 'email', 1, 'test', 0)",
       "UPDATE customer_consent SET granted = 0 WHERE customer_id = 1",
       "DELETE FROM customer_consent WHERE customer_id = 1",
-      "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
-      "VALUES(1, 'page', 0, 0, 'test')",
       "UPDATE events SET properties = '{\"erased\":true}' WHERE customer_id = 1",
       "DELETE FROM events WHERE customer_id = 1",
   };
@@ -94,6 +96,27 @@ static void test_each_table_change_drops_that_customer_only(void) {
     }
     ASSERT(cached(vc, 2, 1)); /* another customer's view stays */
   }
+  /* Events appended: rp_event_append tells the store (no trigger there). */
+  rp_config *cfg;
+  rp_err err;
+  ASSERT_EQ(rp_config_load(NULL, &cfg, &err), RP_OK);
+  put(vc, 1, 1);
+  put(vc, 2, 1);
+  rp_event_in ev = {.type = "page.viewed", .customer_id = 1};
+  int64_t id = 0;
+  ASSERT_EQ(rp_event_append(s, cfg, &ev, &id, NULL, &err), RP_OK);
+  ASSERT(id > 0);
+  ASSERT(!cached(vc, 1, 1));
+  ASSERT(cached(vc, 2, 1));
+  /* A duplicate changes nothing: the view stays. */
+  ev.event_id = "e-1";
+  ASSERT_EQ(rp_event_append(s, cfg, &ev, &id, NULL, &err), RP_OK);
+  put(vc, 1, 1);
+  int dup = 0;
+  ASSERT_EQ(rp_event_append(s, cfg, &ev, &id, &dup, &err), RP_OK);
+  ASSERT_EQ(dup, 1);
+  ASSERT(cached(vc, 1, 1));
+  rp_config_free(cfg);
   /* An event moved from one customer to another changes both. */
   exec(s, "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
           "VALUES(2, 'page', 0, 0, 'test')");

@@ -16,7 +16,7 @@ case $RAPPORT in /*) ;; *) RAPPORT=$PWD/$RAPPORT ;; esac
 [ -x "$RAPPORT" ] || { echo "FAIL: $RAPPORT is not an executable" >&2; exit 1; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rapport-cli.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$TMP"' EXIT
 export RAPPORT_DB=$TMP/rapport.db
 unset RAPPORT_CONFIG
 DATA=${RP_TEST_DATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../data" && pwd)}
