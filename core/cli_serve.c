@@ -3,6 +3,7 @@
 
 #include "api_http.h"
 #include "bus.h"
+#include "checkpointer.h"
 #include "cli.h"
 #include "log.h"
 #include "runtime.h"
@@ -49,9 +50,15 @@ int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
          rp_host_count(h), names[0] ? " (" : "", names, names[0] ? ")" : "");
   rp_err err;
   rp_err_clear(&err);
+  rp_checkpointer *checkpoints = NULL;
+  if (rp_checkpointer_start(rp_runtime_loop(rt), store, 1000, &checkpoints, &err) != RP_OK) {
+    rp_cli_close_runtime(store, rt);
+    return rp_cli_fail(cli, &err);
+  }
   rp_api_http *api = NULL;
   if (!once && strcmp(listen, "off") != 0) {
     if (rp_api_http_start(rt, store, cli->cfg, listen, &api, &err) != RP_OK) {
+      rp_checkpointer_stop(checkpoints);
       rp_cli_close_runtime(store, rt);
       return rp_cli_fail(cli, &err);
     }
@@ -59,8 +66,10 @@ int rp_cmd_serve(rp_cli *cli, int argc, char **argv) {
            listen, rp_api_http_port(api));
   }
   int rc = rp_runtime_run(rt, once, &err);
-  /* In this order: a request may still arrive while the runtime closes its
-   * handles, and the API's view cache watches the store. */
+  /* In this order: a checkpoint under way ends while the runtime closes its
+   * handles, as may a request still arriving; the API's view cache watches
+   * the store. */
+  rp_checkpointer_stop(checkpoints);
   rp_runtime_free(rt);
   rp_api_http_free(api);
   rp_store_close(store);

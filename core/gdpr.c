@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "clock.h"
@@ -192,8 +193,16 @@ int rp_gdpr_erase(rp_host *h, int64_t id, const char *actor, const char *origin,
   rp_store_exec(s, "PRAGMA secure_delete = OFF", NULL);
   if (rc) return rc;
   /* The WAL still holds the pages as they were: copy them home and empty it
-   * (best effort: a reader in another process may hold it for a moment). */
-  sqlite3_wal_checkpoint_v2(rp_store_db(s), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+   * (best effort: a reader in another process may hold it for a moment). A
+   * checkpoint already under way (serve runs them on a worker) is waited
+   * for, up to a second. */
+  for (int tries = 0; tries < 100; tries++) {
+    if (sqlite3_wal_checkpoint_v2(rp_store_db(s), NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                  NULL) != SQLITE_BUSY)
+      break;
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
   if (erased) *erased = ids[0];
   return RP_OK;
 }
