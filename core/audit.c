@@ -101,14 +101,18 @@ int rp_audit_index(rp_store *s, rp_err *err) {
    * whatever the caller's transaction does next. */
   int rc = rp_store_tx_begin(s, err);
   if (rc) return rc;
-  rc = rp_store_exec(s,
-                     "INSERT INTO audit_customers(bucket, customer_id, audit_id) "
-                     "SELECT id >> 16, customer_id, id FROM audit_log "
-                     "WHERE id > (SELECT through FROM audit_indexed) AND customer_id IS NOT NULL "
-                     "ORDER BY 1, 2, 3;"
-                     "UPDATE audit_indexed SET through = "
-                     "(SELECT coalesce(max(id), 0) FROM audit_log);",
-                     err);
+  static const char *const steps[] = {
+      "INSERT INTO audit_customers(bucket, customer_id, audit_id) "
+      "SELECT id >> 16, customer_id, id FROM audit_log "
+      "WHERE id > (SELECT through FROM audit_indexed) AND customer_id IS NOT NULL "
+      "ORDER BY 1, 2, 3",
+      "UPDATE audit_indexed SET through = (SELECT coalesce(max(id), 0) FROM audit_log)"};
+  for (int i = 0; rc == RP_OK && i < 2; i++) {
+    sqlite3_stmt *st;
+    if ((rc = rp_store_prepare(s, steps[i], &st, err))) break;
+    if (sqlite3_step(st) != SQLITE_DONE) rc = rp_store_error(s, "audit index", err);
+    rp_store_done(st);
+  }
   if (rc == RP_OK) return rp_store_tx_commit(s, err);
   rp_store_tx_rollback(s);
   return rc;

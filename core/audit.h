@@ -40,7 +40,7 @@ int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t 
 
 /* Records appended since the last bulk indexing are indexed by the append
  * whose id is a multiple of this, in its transaction. */
-enum { RP_AUDIT_INDEX_EVERY = 4096 };
+enum { RP_AUDIT_INDEX_EVERY = 1024 };
 
 /* Indexes every record not yet in audit_customers, in the caller's
  * transaction (or one of its own). */
