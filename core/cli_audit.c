@@ -16,10 +16,11 @@ static const char help[] =
     "plugins) appends a record: when, who (API key, local user, plugin), what\n"
     "(action, customer, field names; never the data), from where. Records are\n"
     "hash-chained: `verify` walks the chain and names the first record that was\n"
-    "edited, inserted or deleted (exit 2), and prints the head (the newest\n"
-    "record's id and hash): keep it elsewhere, since cutting the newest records\n"
-    "off leaves a shorter chain that is intact. `show` lists records, newest\n"
-    "first (default 50).\n";
+    "edited, inserted or deleted (exit 2), checks the index of records by\n"
+    "customer against the log, and prints the head (the newest record's id and\n"
+    "hash): keep it elsewhere, since cutting the newest records off leaves a\n"
+    "shorter chain that is intact. `show` lists records, newest first\n"
+    "(default 50).\n";
 
 static int verify(rp_cli *cli) {
   rp_store *s;
