@@ -10,14 +10,6 @@
 #include "test.h"
 #include "test_sql.h"
 
-static void exec(rp_store *s, const char *sql) {
-  rp_err err;
-  rp_err_clear(&err);
-  int rc = rp_store_exec(s, sql, &err);
-  if (rc) fprintf(stderr, "%s: %s\n", sql, err.msg);
-  ASSERT_EQ(rc, RP_OK);
-}
-
 /* Appends n records, record i about customer (i % 3) (0: none), half of
  * them inside a caller's transaction. */
 static void append(rp_store *s, int n) {
@@ -71,7 +63,7 @@ static void test_index_follows_the_log_in_bulk(void) {
   check_list(s, 2);
   /* Records in more than one bucket (id >> 16): one seek per bucket. The
    * rows are written raw (the chain is not the point here). */
-  exec(s, "INSERT INTO audit_log(id, at, actor, action, customer_id, origin, hash) "
+  test_sql_exec(s, "INSERT INTO audit_log(id, at, actor, action, customer_id, origin, hash) "
           "VALUES(70000, 0, 'cli:test', 'customer.read', 1, 'local', x''), "
           "(140000, 0, 'cli:test', 'customer.read', 1, 'local', x''), "
           "(140001, 0, 'cli:test', 'customer.read', 2, 'local', x'')");
@@ -92,14 +84,14 @@ static void test_verify_notices_an_index_that_is_not_the_logs(void) {
   ASSERT_EQ(rp_audit_verify(s, &checked, &err), RP_OK);
   ASSERT_EQ(checked, RP_AUDIT_INDEX_EVERY + 5);
   /* A record left out of the index. */
-  exec(s, "DELETE FROM audit_customers WHERE audit_id = 10");
+  test_sql_exec(s, "DELETE FROM audit_customers WHERE audit_id = 10");
   ASSERT_EQ(rp_audit_verify(s, &checked, &err), RP_ECONFLICT);
   ASSERT_STR_EQ(err.field, "audit_customers");
   ASSERT_CONTAINS(err.msg, "1 record(s) missing");
   /* Put back, then one pointing at another customer's record. */
-  exec(s, "INSERT INTO audit_customers VALUES(0, 1, 10)");
+  test_sql_exec(s, "INSERT INTO audit_customers VALUES(0, 1, 10)");
   ASSERT_EQ(rp_audit_verify(s, &checked, &err), RP_OK);
-  exec(s, "INSERT INTO audit_customers VALUES(0, 1, 11)"); /* 11 is customer 2's */
+  test_sql_exec(s, "INSERT INTO audit_customers VALUES(0, 1, 11)"); /* 11 is customer 2's */
   ASSERT_EQ(rp_audit_verify(s, &checked, &err), RP_ECONFLICT);
   ASSERT_CONTAINS(err.msg, "1 entr(ies) not the log's");
   rp_store_close(s);

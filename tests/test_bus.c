@@ -3,7 +3,6 @@
  * where a new plugin starts reading, suspension after repeated failures. The
  * plugins are written into a temporary folder by the tests. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +16,7 @@
 #include "store.h"
 #include "test.h"
 #include "test_sql.h"
-
-static char tmp[256];
-
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *ftw) {
-  (void)sb, (void)f, (void)ftw;
-  return remove(p);
-}
-static void cleanup(void) {
-  if (tmp[0]) nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "test_tmp.h"
 
 static void write_file(const char *dir, const char *name, const char *text) {
   char path[600];
@@ -42,13 +32,8 @@ static void write_file(const char *dir, const char *name, const char *text) {
 static const char *make_plugin(const char *name, const char *start) {
   static char dirs[4][400];
   static int next;
-  if (!tmp[0]) {
-    snprintf(tmp, sizeof tmp, "/tmp/rp_test_bus_XXXXXX");
-    ASSERT(mkdtemp(tmp) != NULL);
-    atexit(cleanup);
-  }
   char *dir = dirs[next++ % 4];
-  snprintf(dir, 400, "%s/%s", tmp, name);
+  snprintf(dir, 400, "%s/%s", test_tmp_dir(), name);
   ASSERT_EQ(mkdir(dir, 0755), 0);
   char sub[500];
   snprintf(sub, sizeof sub, "%s/migrations", dir);

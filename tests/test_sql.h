@@ -1,4 +1,4 @@
-/* test_sql.h: the one SQL helper C tests share (header-only, like test.h). */
+/* test_sql.h: the SQL helpers C tests share (header-only, like test.h). */
 #ifndef RP_TEST_SQL_H
 #define RP_TEST_SQL_H
 
@@ -21,6 +21,15 @@ static inline int64_t test_sql_int(rp_store *s, const char *sql) {
   int64_t v = sqlite3_column_int64(st, 0);
   rp_store_done(st);
   return v;
+}
+
+/* Runs sql (one or more statements); a failure fails the test. */
+static inline void test_sql_exec(rp_store *s, const char *sql) {
+  rp_err err;
+  rp_err_clear(&err);
+  int rc = rp_store_exec(s, sql, &err);
+  if (rc) fprintf(stderr, "%s: %s\n", sql, err.msg);
+  ASSERT_EQ(rc, RP_OK);
 }
 
 #endif

@@ -1,7 +1,6 @@
 /* The store: WAL, the statement cache, nested transactions, migrations of
  * the core and of plugins, the newer-schema refusal, settings. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,27 +9,13 @@
 #include "store.h"
 #include "test.h"
 #include "test_sql.h"
-
-static char dir[256];
-
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *ftw) {
-  (void)sb, (void)f, (void)ftw;
-  return remove(p);
-}
-static void cleanup(void) {
-  if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "test_tmp.h"
 
 static const char *path_in(const char *name) {
   static char buf[4][512];
   static int next;
-  if (!dir[0]) {
-    snprintf(dir, sizeof dir, "/tmp/rp_test_store_XXXXXX");
-    ASSERT(mkdtemp(dir) != NULL);
-    atexit(cleanup);
-  }
   char *p = buf[next++ % 4];
-  snprintf(p, 512, "%s/%s", dir, name);
+  snprintf(p, 512, "%s/%s", test_tmp_dir(), name);
   return p;
 }
 

@@ -2,16 +2,16 @@
  * shows (whatever table, whatever statement), by a rollback, and by another
  * connection's commit; never stored inside a savepoint; bounded in memory. */
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config.h"
 #include "event.h"
 #include "store.h"
 #include "test.h"
+#include "test_sql.h"
+#include "test_tmp.h"
 #include "viewcache.h"
 
 static rp_store *open_memory(void) {
@@ -19,14 +19,6 @@ static rp_store *open_memory(void) {
   rp_err err;
   ASSERT_EQ(rp_store_open(":memory:", RP_STORE_CREATE, &s, &err), RP_OK);
   return s;
-}
-
-static void exec(rp_store *s, const char *sql) {
-  rp_err err;
-  rp_err_clear(&err);
-  int rc = rp_store_exec(s, sql, &err);
-  if (rc) fprintf(stderr, "%s: %s\n", sql, err.msg);
-  ASSERT_EQ(rc, RP_OK);
 }
 
 static rp_viewcache *open_cache(rp_store *s, size_t bytes) {
@@ -57,14 +49,14 @@ static int cached(rp_viewcache *vc, int64_t id, unsigned flags) {
 }
 
 static void seed(rp_store *s) {
-  exec(s, "INSERT INTO customers(id, created_at, updated_at) VALUES(1, 0, 0), (2, 0, 0), "
+  test_sql_exec(s, "INSERT INTO customers(id, created_at, updated_at) VALUES(1, 0, 0), (2, 0, 0), "
           "(3, 0, 0)");
 }
 
 static void test_each_table_change_drops_that_customer_only(void) {
   rp_store *s = open_memory();
   seed(s);
-  exec(s, "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
+  test_sql_exec(s, "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
           "VALUES(1, 'page', 0, 0, 'test')");
   rp_viewcache *vc = open_cache(s, 1 << 20);
   static const char *const changes[] = {
@@ -89,7 +81,7 @@ static void test_each_table_change_drops_that_customer_only(void) {
     put(vc, 1, 3);
     put(vc, 2, 1);
     ASSERT(cached(vc, 1, 1) && cached(vc, 1, 3) && cached(vc, 2, 1));
-    exec(s, changes[i]);
+    test_sql_exec(s, changes[i]);
     if (cached(vc, 1, 1) || cached(vc, 1, 3)) {
       fprintf(stderr, "still cached after: %s\n", changes[i]);
       abort();
@@ -118,11 +110,11 @@ static void test_each_table_change_drops_that_customer_only(void) {
   ASSERT(cached(vc, 1, 1));
   rp_config_free(cfg);
   /* An event moved from one customer to another changes both. */
-  exec(s, "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
+  test_sql_exec(s, "INSERT INTO events(customer_id, type, occurred_at, received_at, source) "
           "VALUES(2, 'page', 0, 0, 'test')");
   put(vc, 2, 1);
   put(vc, 3, 1);
-  exec(s, "UPDATE events SET customer_id = 3 WHERE customer_id = 2");
+  test_sql_exec(s, "UPDATE events SET customer_id = 3 WHERE customer_id = 2");
   ASSERT(!cached(vc, 2, 1) && !cached(vc, 3, 1));
   rp_viewcache_free(vc);
   rp_store_close(s);
@@ -135,7 +127,7 @@ static void test_merge_drops_survivor_and_absorbed(void) {
   put(vc, 1, 1);
   put(vc, 2, 1);
   put(vc, 3, 1);
-  exec(s, "UPDATE customers SET merged_into = 1 WHERE id = 2");
+  test_sql_exec(s, "UPDATE customers SET merged_into = 1 WHERE id = 2");
   ASSERT(!cached(vc, 1, 1)); /* its merged_from changed */
   ASSERT(!cached(vc, 2, 1)); /* no longer a customer of its own */
   ASSERT(cached(vc, 3, 1));
@@ -150,7 +142,7 @@ static void test_rollback_drops_everything_and_savepoints_store_nothing(void) {
   rp_err err;
   put(vc, 3, 1);
   ASSERT_EQ(rp_store_tx_begin(s, &err), RP_OK);
-  exec(s, "UPDATE customers SET updated_at = 9 WHERE id = 1");
+  test_sql_exec(s, "UPDATE customers SET updated_at = 9 WHERE id = 1");
   put(vc, 1, 1); /* rendered from what is not committed yet */
   ASSERT(cached(vc, 1, 1));
   ASSERT_EQ(rp_store_tx_begin(s, &err), RP_OK); /* a savepoint */
@@ -169,21 +161,9 @@ static void test_rollback_drops_everything_and_savepoints_store_nothing(void) {
   rp_store_close(s);
 }
 
-static char dir[256];
-static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *ftw) {
-  (void)sb, (void)f, (void)ftw;
-  return remove(p);
-}
-static void cleanup(void) {
-  if (dir[0]) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void test_another_connections_commit_drops_everything(void) {
-  snprintf(dir, sizeof dir, "/tmp/rp_test_viewcache_XXXXXX");
-  ASSERT(mkdtemp(dir) != NULL);
-  atexit(cleanup);
   char path[300];
-  snprintf(path, sizeof path, "%s/crm.db", dir);
+  snprintf(path, sizeof path, "%s/crm.db", test_tmp_dir());
   rp_store *a, *b;
   rp_err err;
   ASSERT_EQ(rp_store_open(path, RP_STORE_CREATE, &a, &err), RP_OK);
@@ -193,11 +173,11 @@ static void test_another_connections_commit_drops_everything(void) {
   put(vc, 1, 1);
   ASSERT(cached(vc, 1, 1));
   /* This connection's own commit of something no view shows keeps it. */
-  exec(a, "INSERT INTO settings(key, value) VALUES('own', 'x')");
+  test_sql_exec(a, "INSERT INTO settings(key, value) VALUES('own', 'x')");
   ASSERT(cached(vc, 1, 1));
   /* Another connection's commit (a CLI command, another process): the
    * triggers do not see it, data_version does. */
-  exec(b, "INSERT INTO customer_attributes(customer_id, name, type, value, updated_at) "
+  test_sql_exec(b, "INSERT INTO customer_attributes(customer_id, name, type, value, updated_at) "
           "VALUES(1, 'tier', 'text', 'gold', 0)");
   ASSERT(!cached(vc, 1, 1));
   put(vc, 1, 1);
@@ -260,9 +240,9 @@ static void test_off_and_after_free(void) {
   vc = open_cache(s, 1 << 20);
   put(vc, 1, 1);
   rp_viewcache_free(vc);
-  exec(s, "UPDATE customers SET updated_at = 7 WHERE id = 1");
+  test_sql_exec(s, "UPDATE customers SET updated_at = 7 WHERE id = 1");
   ASSERT_EQ(rp_store_tx_begin(s, &err), RP_OK);
-  exec(s, "UPDATE customers SET updated_at = 8 WHERE id = 1");
+  test_sql_exec(s, "UPDATE customers SET updated_at = 8 WHERE id = 1");
   ASSERT_EQ(rp_store_tx_rollback(s), RP_OK);
   rp_store_close(s);
 }

@@ -47,21 +47,13 @@ assert_eq "$(sql "SELECT count(*) FROM events WHERE event_id = 'crash-1'")" 1 "s
 kill -TERM "$pid"
 wait "$pid" || fail "serve exited $?"
 if strace -o /dev/null true 2>/dev/null; then
-  RAPPORT_LOG=info strace -f -qq -y -s 24 -e trace=pwrite64,fdatasync,fsync,write,writev \
-    -o "$TMP/trace" "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
-  spid=$!
-  PORT=
-  for _ in $(seq 1 200); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/serve.err")
-    [ -n "$PORT" ] && break
-    sleep 0.05
-  done
-  [ -n "$PORT" ] || fail "serve under strace did not start: $(cat "$TMP/serve.err")"
+  serve_start strace -f -qq -y -s 24 -e trace=pwrite64,fdatasync,fsync,write,writev \
+    -o "$TMP/trace"
   for i in 1 2 3 4 5; do
     assert_eq "$(post "$PORT" /v1/events "{\"id\": \"sync-$i\", \"type\": \"t.x\", \"external_id\": \"S$i\"}")" 201 "event $i"
   done
-  kill -TERM "$(pgrep -P "$spid" rapport)"
-  wait "$spid" || fail "serve under strace exited $?"
+  kill -TERM "$(pgrep -P "$pid" rapport)"
+  wait "$pid" || fail "serve under strace exited $?"
   python3 - "$TMP/trace" <<'PY' || fail "an answer went out before its commit was synced"
 import sys
 synced, last_write, sync_began, answers = True, 0, -1, 0

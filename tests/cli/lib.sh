@@ -107,11 +107,12 @@ print("null" if v is None else json.dumps(v, sort_keys=True) if isinstance(v, (d
 ' "$2"
 }
 
-# serve_start: starts `rapport serve` on a free loopback port in the
-# background, with its output in $TMP/serve.out and $TMP/serve.err; sets pid
-# and PORT once it listens.
+# serve_start [WRAPPER ARGS...]: starts `rapport serve` on a free loopback
+# port in the background (under WRAPPER when given, strace say), with its
+# output in $TMP/serve.out and $TMP/serve.err; sets pid (the wrapper's, when
+# given) and PORT once it listens.
 serve_start() {
-  RAPPORT_LOG=info "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
+  RAPPORT_LOG=info "$@" "$RAPPORT" serve --listen 127.0.0.1:0 >"$TMP/serve.out" 2>"$TMP/serve.err" &
   pid=$!
   PORT=
   for _ in $(seq 1 100); do
