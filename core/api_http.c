@@ -1216,6 +1216,7 @@ static void on_synced(uv_fs_t *req) {
   ssize_t result = req->result;
   uv_fs_req_cleanup(req);
   api->syncing = 0;
+  if (api->stopped) return; /* the stop synced and answered on its own */
   if (result < 0) {
     /* The commits happened, but whether they reached the disk is unknown:
      * no answer may claim they did. */
@@ -1479,8 +1480,20 @@ static void handle(void *ctx, const rp_http_request *req, rp_http_response *res)
 
 static void on_stop(void *ctx) {
   rp_api_http *api = ctx;
-  /* The transaction in hand commits and its answers go out first. */
+  /* The transaction in hand commits and its answers go out first: synced
+   * here, on the loop, since the server (which a worker's sync would have
+   * released them through) is let go below. */
   group_flush(api);
+  if (api->gen_synced < api->gen_done) {
+    int fd = wal_fd(api);
+    if (fd < 0 || fdatasync(fd) != 0) {
+      rp_log(RP_LOG_ERROR, "http", "syncing the WAL at the stop failed");
+      for (uint64_t g = api->gen_synced + 1; g <= api->gen_done; g++)
+        rp_http_fail(api->server, g, commit_failed_body);
+    }
+    api->gen_synced = api->gen_done;
+    rp_http_release(api->server, api->gen_done);
+  }
   api->stopped = 1;
   uv_close((uv_handle_t *)&api->commit_check, NULL);
   uv_close((uv_handle_t *)&api->log_flush, NULL);

@@ -126,5 +126,49 @@ echo "group commit: $commits commits for $grouped requests" >&2
 [ "$commits" -lt "$grouped" ] || fail "no request shared a commit: $commits commits for $grouped requests"
 kill -TERM "$pid"
 wait "$pid" || fail "serve exited $?"
+
+# --- SIGTERM under load -------------------------------------------------------------------
+# 16 clients write as fast as they can; the server is stopped in the middle.
+# It must exit (answers waiting for a sync are synced and written first),
+# and every event it acknowledged must be stored.
+serve_start
+python3 - "$PORT" "$ADMIN" "$pid" "$TMP/acked" <<'PY' || fail "clients under SIGTERM"
+import http.client, json, os, signal, sys, threading, time
+port, key, pid, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+H = {"Content-Type": "application/json", "Authorization": "Bearer " + key}
+acked, timeouts, lock = [], [], threading.Lock()
+def client(n):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        for i in range(100000):
+            eid = "t-%d-%d" % (n, i)
+            c.request("POST", "/v1/events", headers=H,
+                      body=json.dumps({"id": eid, "type": "page.viewed", "external_id": "T%d" % n}))
+            r = c.getresponse(); r.read()
+            if r.status in (200, 201):
+                with lock: acked.append(eid)
+    except TimeoutError:
+        with lock: timeouts.append(n)  # a request in flight at the stop left unanswered
+    except Exception:
+        pass  # the server went away: expected
+threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(16)]
+for t in threads: t.start()
+time.sleep(1.0)
+os.kill(pid, signal.SIGTERM)
+for t in threads: t.join(10)
+open(out, "w").write("\n".join(acked) + "\n")
+print("acknowledged before the stop: %d" % len(acked), file=sys.stderr)
+if timeouts:
+    print("%d client(s) never got the answer of a request in flight at the stop" % len(timeouts),
+          file=sys.stderr)
+sys.exit(0 if acked and not timeouts else 1)
+PY
+for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "serve did not exit within 6 s of SIGTERM under load"
+wait "$pid" || fail "serve exited $? after SIGTERM under load"
+sqlite3 -batch "$RAPPORT_DB" "SELECT event_id FROM events WHERE event_id LIKE 't-%'" | sort >"$TMP/stored"
+sort "$TMP/acked" | sed '/^$/d' >"$TMP/acked.sorted"
+missing=$(comm -23 "$TMP/acked.sorted" "$TMP/stored" | wc -l)
+assert_eq "$missing" 0 "every acknowledged event stored after SIGTERM under load"
 assert_exit 0 "$RAPPORT" audit verify
 echo "http_group: ok"
