@@ -7,20 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A place in the least-recently-used list. */
+typedef struct lru_link {
+  struct lru_link *older, *newer;
+} lru_link;
+
 typedef struct view {
+  lru_link lru;        /* first: a link is its view (see view_of) */
   int64_t id;
   unsigned flags;
-  struct view *chain;       /* next in the bucket */
-  struct view *older, *newer; /* the LRU list */
+  struct view *chain;  /* next in the bucket */
   size_t len;
   char text[];
 } view;
+
+static view *view_of(lru_link *l) { return (view *)(void *)l; }
 
 struct rp_viewcache {
   rp_store *store;
   view **buckets;
   size_t n_buckets;         /* a power of two */
-  view lru;                 /* sentinel: lru.older is the newest view, lru.newer the oldest */
+  lru_link lru;             /* sentinel: lru.older is the newest view, lru.newer the oldest */
   size_t bytes, max_bytes, n_views;
   int64_t data_version;     /* as last seen; -1: unknown */
   uint64_t hits, misses, dropped;
@@ -54,15 +61,15 @@ static size_t bucket_of(const rp_viewcache *vc, int64_t id) {
 }
 
 static void lru_unlink(view *v) {
-  v->older->newer = v->newer;
-  v->newer->older = v->older;
+  v->lru.older->newer = v->lru.newer;
+  v->lru.newer->older = v->lru.older;
 }
 
 static void lru_push_newest(rp_viewcache *vc, view *v) {
-  v->newer = &vc->lru;
-  v->older = vc->lru.older;
-  vc->lru.older->newer = v;
-  vc->lru.older = v;
+  v->lru.newer = &vc->lru;
+  v->lru.older = vc->lru.older;
+  vc->lru.older->newer = &v->lru;
+  vc->lru.older = &v->lru;
 }
 
 /* Unlinks *slot (a bucket's chain pointer) and frees its view. */
@@ -230,7 +237,7 @@ void rp_viewcache_put(rp_viewcache *vc, int64_t id, unsigned flags, const char *
   size_t size = sizeof(view) + len;
   if (size > vc->max_bytes) return;
   while (vc->bytes + size > vc->max_bytes && vc->lru.newer != &vc->lru) {
-    view *oldest = vc->lru.newer;
+    view *oldest = view_of(vc->lru.newer);
     drop_at(vc, find_slot(vc, oldest->id, oldest->flags));
   }
   view *v = malloc(size);
