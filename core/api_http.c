@@ -96,6 +96,7 @@ typedef struct call {
   int64_t key_id;    /* 0: no key */
   uint32_t perms;
   char role[16];
+  uint64_t events;   /* events accepted: counted once the answer is out */
   int in_group;      /* it runs in the turn's group transaction */
   int in_savepoint;  /* and in a savepoint of its own (a WRITE route) */
 } call;
@@ -364,7 +365,7 @@ static void post_event(call *c) {
     return;
   }
   rp_runtime_kick(c->api->rt);
-  if (!dup) c->api->events_ingested++;
+  if (!dup) c->events++;
   cJSON *out = cJSON_CreateObject();
   cJSON_AddNumberToObject(out, "id", (double)id);
   cJSON_AddBoolToObject(out, "duplicate", dup);
@@ -427,7 +428,7 @@ static void post_batch(call *c) {
   }
   cJSON_Delete(body);
   if (accepted) rp_runtime_kick(c->api->rt);
-  c->api->events_ingested += (uint64_t)accepted;
+  c->events += (uint64_t)accepted;
   cJSON *out = cJSON_CreateObject();
   cJSON_AddNumberToObject(out, "accepted", accepted);
   cJSON_AddNumberToObject(out, "duplicate", duplicates);
@@ -1008,11 +1009,9 @@ static void get_metrics(call *c, int64_t unused) {
   c->res->body_len = b.len;
 }
 
-/* Counts the answer for /metrics. */
-static void count_request(call *c, double seconds) {
-  rp_api_http *api = c->api;
-  const char *route = c->route ? c->route : "other";
-  int status = c->res->status ? c->res->status : 500;
+/* Counts an answer for /metrics. */
+static void count_request(rp_api_http *api, const char *route, int status, double seconds) {
+  if (!route) route = "other";
   int i = 0;
   for (; i < api->n_counts; i++)
     if (api->counts[i].route == route && api->counts[i].status == status) break;
@@ -1465,15 +1464,44 @@ static void route(call *c) {
   request_end(c);
 }
 
+/* What the access log and /metrics need of a request once its answer is
+ * out (the request itself is gone by then). */
+typedef struct answer_note {
+  const char *route;
+  int64_t key_id;
+  uint64_t events;
+  char what[200]; /* "METHOD PATH", cut short */
+} answer_note;
+
+/* The answer went out (or its client went away): the access log line, the
+ * counts and the latency, from the request to now, the group's commit and
+ * sync included. The events it accepted count only when it reports them. */
+static void on_answered(void *ctx, const rp_http_response *res, int written) {
+  rp_api_http *api = ctx;
+  const answer_note *n = res->note;
+  int status = res->status ? res->status : 500;
+  double ms = (double)(rp_clock_mono_ns() - res->started_ns) / 1e6;
+  count_request(api, n->route, status, ms / 1000);
+  if (status < 300) api->events_ingested += n->events;
+  char key[24] = "-";
+  if (n->key_id) snprintf(key, sizeof key, "%" PRId64, n->key_id);
+  rp_log(RP_LOG_INFO, "http", "%s %d %.1fms key=%s%s", n->what, status, ms, key,
+         written ? "" : " (client gone before the answer)");
+}
+
 static void handle(void *ctx, const rp_http_request *req, rp_http_response *res) {
   call c = {.api = ctx, .req = req, .res = res};
   route(&c);
-  double ms = (double)(rp_clock_mono_ns() - req->started_ns) / 1e6;
-  count_request(&c, ms / 1000);
-  char key[24] = "-";
-  if (c.key_id) snprintf(key, sizeof key, "%" PRId64, c.key_id);
-  rp_log(RP_LOG_INFO, "http", "%s %s %d %.1fms key=%s", req->method, req->path, res->status,
-         ms, key);
+  answer_note *n = malloc(sizeof *n);
+  if (!n) { /* out of memory: counted now, unlogged */
+    count_request(c.api, c.route, res->status ? res->status : 500, 0);
+    return;
+  }
+  n->route = c.route;
+  n->key_id = c.key_id;
+  n->events = c.events;
+  snprintf(n->what, sizeof n->what, "%s %s", req->method, req->path);
+  res->note = n;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
@@ -1527,6 +1555,7 @@ int rp_api_http_start(rp_runtime *rt, rp_store *store, const rp_config *cfg, con
     free(api);
     return rc;
   }
+  rp_http_on_answered(api->server, on_answered);
   uv_check_init(rp_runtime_loop(rt), &api->commit_check);
   api->commit_check.data = api;
   uv_prepare_init(rp_runtime_loop(rt), &api->log_flush);

@@ -32,6 +32,7 @@ struct rp_http_server {
   uv_tcp_t tcp;
   rp_http_limits limits;
   rp_http_handler handler;
+  rp_http_answered answered;
   void *ctx;
   rp_http_conn *conns; /* open connections, a doubly linked list */
   int n_conns;
@@ -148,13 +149,22 @@ static void on_written(uv_write_t *req, int status) {
   if (status < 0 || (c->close_after && c->writes_pending == 0 && c->held == 0)) conn_close(c);
 }
 
+/* The answer is written (or dropped): tells the answered callback, frees
+ * the handler's note and the body. */
+static void answer_done(rp_http_server *s, rp_http_response *res, int written) {
+  if (s->answered && res->note) s->answered(s->ctx, res, written);
+  free(res->note);
+  res->note = NULL;
+  free(res->body);
+  res->body = NULL;
+}
+
 /* Queues an answer while the server holds them (rp_http_hold). */
 static void hold_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
   rp_http_server *s = c->srv;
   held_answer *h = malloc(sizeof *h);
   if (!h) {
-    free(res->body);
-    res->body = NULL;
+    answer_done(s, res, 0);
     conn_close(c);
     return;
   }
@@ -162,6 +172,7 @@ static void hold_response(rp_http_conn *c, rp_http_response *res, int keep_alive
   h->c = c;
   h->res = *res;
   h->keep_alive = keep_alive;
+  res->note = NULL; /* the queued copy owns it now */
   /* Behind answers still queued, an answer made outside a hold waits for
    * the last of them: a connection's answers keep their order. */
   if (s->holding) s->tail_gen = s->hold_gen;
@@ -188,8 +199,7 @@ static void send_response(rp_http_conn *c, rp_http_response *res, int keep_alive
 
 static void write_response(rp_http_conn *c, rp_http_response *res, int keep_alive) {
   if (c->offline) {
-    free(res->body);
-    res->body = NULL;
+    answer_done(c->srv, res, 1);
     c->answered++;
     if (!keep_alive) c->close_after = 1;
     return;
@@ -209,20 +219,20 @@ static void write_response(rp_http_conn *c, rp_http_response *res, int keep_aliv
   if (!w || !data) {
     free(w);
     free(data);
-    free(res->body);
+    answer_done(c->srv, res, 0);
     conn_close(c);
     return;
   }
   memcpy(data, head, (size_t)n);
   if (body_len) memcpy(data + n, res->body, body_len);
-  free(res->body);
-  res->body = NULL;
   w->c = c;
   w->data = data;
   uv_buf_t buf = uv_buf_init(data, (unsigned)((size_t)n + body_len));
   if (!keep_alive) c->close_after = 1;
   c->writes_pending++;
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) {
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+  answer_done(c->srv, res, r == 0);
+  if (r != 0) {
     c->writes_pending--;
     free(data);
     free(w);
@@ -379,7 +389,7 @@ static int on_message_complete(http_parser *p) {
                          .body_len = c->body_len,
                          .peer = c->peer,
                          .started_ns = rp_clock_mono_ns()};
-  rp_http_response res = {0};
+  rp_http_response res = {.started_ns = req.started_ns};
   s->handler(s->ctx, &req, &res);
   send_response(c, &res, http_should_keep_alive(p) && !s->stopping);
   /* Nothing after a last request: pipelined bytes past it are ignored. */
@@ -520,7 +530,8 @@ void rp_http_fail(rp_http_server *s, uint64_t gen, const char *failure_body) {
   for (held_answer *h = s->held; h; h = h->next) {
     if (h->gen != gen || !h->res.needs_commit) continue;
     free(h->res.body);
-    h->res = (rp_http_response){.status = 500, .body = strdup(failure_body)};
+    h->res = (rp_http_response){.status = 500, .body = strdup(failure_body),
+                                .note = h->res.note, .started_ns = h->res.started_ns};
     h->res.body_len = h->res.body ? strlen(h->res.body) : 0;
   }
 }
@@ -534,7 +545,7 @@ void rp_http_release(rp_http_server *s, uint64_t through) {
     rp_http_conn *c = h->c;
     c->held--;
     if (c->closing) {
-      free(h->res.body);
+      answer_done(s, &h->res, 0);
       conn_maybe_free(c);
     } else {
       write_response(c, &h->res, h->keep_alive);
@@ -651,6 +662,10 @@ int rp_http_start(uv_loop_t *loop, const char *addr, const rp_http_limits *limit
 }
 
 int rp_http_port(const rp_http_server *s) { return s ? s->port : 0; }
+
+void rp_http_on_answered(rp_http_server *s, rp_http_answered fn) {
+  if (s) s->answered = fn;
+}
 
 void rp_http_stop(rp_http_server *s) {
   if (!s || s->stopping) return;

@@ -59,7 +59,16 @@ typedef struct rp_http_response {
   const char *content_type;   /* static; default "application/json" */
   const char *extra_headers;  /* static "Name: value\r\n..." or NULL */
   int needs_commit;           /* held: replaced by the failure answer if the commit fails */
+  void *note;                 /* the handler's, given to the answered callback, then
+                                 freed by the server (free) */
+  uint64_t started_ns;        /* set by the server: the request's started_ns */
 } rp_http_response;
+
+/* Called once per answer the handler made, when it is written (written 1)
+ * or dropped because its connection went away first (written 0): after a
+ * group's commit and sync, not when the handler returned. res->status is
+ * the one sent (a failed commit turns answers into 500s). */
+typedef void (*rp_http_answered)(void *ctx, const rp_http_response *res, int written);
 
 /* The handler: fills res (status 0 means 500). */
 typedef void (*rp_http_handler)(void *ctx, const rp_http_request *req, rp_http_response *res);
@@ -80,6 +89,9 @@ int rp_http_start(uv_loop_t *loop, const char *addr, const rp_http_limits *limit
 
 /* The port actually bound (useful with port 0). */
 int rp_http_port(const rp_http_server *s);
+
+/* Sets the answered callback (NULL: none); it gets the handler's ctx. */
+void rp_http_on_answered(rp_http_server *s, rp_http_answered fn);
 
 /* Stops accepting; open connections close after their pending answers;
  * the server frees itself when the last handle is closed (run the loop). */

@@ -142,6 +142,10 @@ commits=$(printf '%s\n' "$METRICS" | sed -n 's/^rapport_http_group_commits_total
 grouped=$(printf '%s\n' "$METRICS" | sed -n 's/^rapport_http_grouped_requests_total //p')
 assert_eq "$(printf '%s\n' "$METRICS" | sed -n 's/^rapport_http_group_commits_total{outcome="failed"} //p')" 0 "no failed commit"
 [ "$grouped" -ge 960 ] || fail "grouped requests: $grouped"
+# Each answer is counted once, when it went out: the 960 of the clients and
+# the 8 bulk batches (this GET /metrics is counted after its own answer).
+assert_eq "$(printf '%s\n' "$METRICS" | sed -n 's/^rapport_http_request_duration_seconds_count //p')" 968 "answers counted once each"
+assert_eq "$(printf '%s\n' "$METRICS" | sed -n 's/^rapport_events_ingested_total //p')" 8480 "events counted once their answers went out"
 echo "group commit: $commits commits for $grouped requests" >&2
 [ "$commits" -lt "$grouped" ] || fail "no request shared a commit: $commits commits for $grouped requests"
 kill -TERM "$pid"
