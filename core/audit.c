@@ -4,7 +4,6 @@
 #include "audit.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +14,33 @@
 #include "log.h"
 #include "sha256.h"
 
-static void record_hash(const unsigned char prev[32], int64_t id, int64_t at, const char *actor,
+/* Returns 0, or -1 when out of memory or libcrypto fails (out zeroed). */
+static int record_hash(const unsigned char prev[32], int64_t id, int64_t at, const char *actor,
                         const char *action, int64_t customer_id, const char *fields,
                         const char *origin, unsigned char out[32]) {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  unsigned int len = 0;
-  char nums[96];
-  int n = snprintf(nums, sizeof nums, "%" PRId64 "\x1f%" PRId64 "\x1f%" PRId64 "\x1f", id, at,
-                   customer_id);
   const char *parts[] = {actor ? actor : "", action ? action : "", fields ? fields : "",
                          origin ? origin : ""};
-  int ok = ctx && EVP_DigestInit_ex(ctx, rp_sha256_md(), NULL) == 1 &&
-           EVP_DigestUpdate(ctx, prev, 32) == 1 && EVP_DigestUpdate(ctx, nums, (size_t)n) == 1;
-  for (int i = 0; ok && i < 4; i++)
-    ok = EVP_DigestUpdate(ctx, parts[i], strlen(parts[i])) == 1 &&
-         EVP_DigestUpdate(ctx, "\x1f", 1) == 1;
-  if (!ok || EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != 32)
-    memset(out, 0, 32); /* cannot happen with a working libcrypto; verify would then fail */
-  EVP_MD_CTX_free(ctx);
+  size_t lens[4], total = 32 + 96;
+  for (int i = 0; i < 4; i++) total += (lens[i] = strlen(parts[i])) + 1;
+  /* One buffer and one digest: a record of a read is a few hundred bytes,
+   * and a digest context per record cost an allocation and ten updates. */
+  unsigned char small[1024];
+  unsigned char *buf = total <= sizeof small ? small : malloc(total);
+  if (!buf) {
+    memset(out, 0, 32);
+    return -1;
+  }
+  memcpy(buf, prev, 32);
+  size_t n = 32 + (size_t)snprintf((char *)buf + 32, 96, "%" PRId64 "\x1f%" PRId64 "\x1f%" PRId64
+                                   "\x1f", id, at, customer_id);
+  for (int i = 0; i < 4; i++) {
+    memcpy(buf + n, parts[i], lens[i]);
+    n += lens[i];
+    buf[n++] = 0x1f;
+  }
+  int rc = rp_sha256(buf, n, out);
+  if (buf != small) free(buf);
+  return rc;
 }
 
 int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t customer_id,
@@ -67,7 +75,9 @@ int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t 
   }
   int64_t at = rp_clock_now_ms();
   unsigned char hash[32];
-  record_hash(prev, id, at, actor, action, customer_id, fields_text, origin, hash);
+  if (rc == RP_OK &&
+      record_hash(prev, id, at, actor, action, customer_id, fields_text, origin, hash) != 0)
+    rc = rp_err_set(err, RP_ENOMEM, NULL, "hashing the audit record: out of memory");
   if (rc == RP_OK &&
       (rc = rp_store_prepare(s, "INSERT INTO audit_log(id, at, actor, action, customer_id, "
                                 "fields, origin, hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -103,7 +113,7 @@ int rp_audit_index(rp_store *s, rp_err *err) {
   if (rc) return rc;
   static const char *const steps[] = {
       "INSERT INTO audit_customers(bucket, customer_id, audit_id) "
-      "SELECT id >> 16, customer_id, id FROM audit_log "
+      "SELECT id >> " RP_AUDIT_BUCKET_SHIFT ", customer_id, id FROM audit_log "
       "WHERE id > (SELECT through FROM audit_indexed) AND customer_id IS NOT NULL "
       "ORDER BY 1, 2, 3",
       "UPDATE audit_indexed SET through = (SELECT coalesce(max(id), 0) FROM audit_log)"};
@@ -127,9 +137,9 @@ static int verify_index(rp_store *s, rp_err *err) {
       s,
       "SELECT (SELECT count(*) FROM audit_log a WHERE a.id <= (SELECT through FROM audit_indexed) "
       "AND a.customer_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM audit_customers x WHERE "
-      "x.bucket = a.id >> 16 AND x.customer_id = a.customer_id AND x.audit_id = a.id)), "
+      "x.bucket = a.id >> " RP_AUDIT_BUCKET_SHIFT " AND x.customer_id = a.customer_id AND x.audit_id = a.id)), "
       "(SELECT count(*) FROM audit_customers x LEFT JOIN audit_log a ON a.id = x.audit_id "
-      "WHERE a.id IS NULL OR a.customer_id IS NOT x.customer_id OR x.bucket != a.id >> 16)",
+      "WHERE a.id IS NULL OR a.customer_id IS NOT x.customer_id OR x.bucket != a.id >> " RP_AUDIT_BUCKET_SHIFT ")",
       &st, err);
   if (rc) return rc;
   int64_t missing = -1, foreign = -1;
@@ -156,13 +166,18 @@ int rp_audit_verify(rp_store *s, int64_t *checked, rp_err *err) {
   if (rc) return rc;
   unsigned char prev[32] = {0};
   int64_t expect_id = 0;
-  while (sqlite3_step(st) == SQLITE_ROW) {
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(st, 0);
     unsigned char hash[32];
-    record_hash(prev, id, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
-                (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),
-                (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
-                hash);
+    if (record_hash(prev, id, sqlite3_column_int64(st, 1),
+                    (const char *)sqlite3_column_text(st, 2),
+                    (const char *)sqlite3_column_text(st, 3), sqlite3_column_int64(st, 4),
+                    (const char *)sqlite3_column_text(st, 5),
+                    (const char *)sqlite3_column_text(st, 6), hash) != 0) {
+      rc = rp_err_set(err, RP_ENOMEM, NULL, "hashing audit record %" PRId64 ": out of memory", id);
+      break;
+    }
     int ok = sqlite3_column_bytes(st, 7) == 32 &&
              memcmp(sqlite3_column_blob(st, 7), hash, 32) == 0 &&
              (expect_id == 0 || id == expect_id);
@@ -177,8 +192,9 @@ int rp_audit_verify(rp_store *s, int64_t *checked, rp_err *err) {
     expect_id = id + 1;
     (*checked)++;
   }
+  if (rc == RP_OK && step != SQLITE_DONE) rc = rp_store_error(s, "audit verify", err);
   rp_store_done(st);
-  return verify_index(s, err);
+  return rc ? rc : verify_index(s, err);
 }
 
 int rp_audit_list(rp_store *s, int64_t customer_id, int limit, cJSON **out, rp_err *err) {

@@ -28,12 +28,18 @@ int rp_audit_record(rp_store *s, const char *actor, const char *action, int64_t 
 int rp_audit_append(rp_store *s, const char *actor, const char *action, int64_t customer_id,
                     const char *fields_text, const char *origin, rp_err *err);
 
+/* audit_customers groups records in buckets of 2^12 (bucket = id >> 12,
+ * schema v8), as SQL text: a batch of RP_AUDIT_INDEX_EVERY records lands
+ * in the few pages of one bucket, and a customer's records cost one seek
+ * per bucket. Changing it needs a migration. */
+#define RP_AUDIT_BUCKET_SHIFT "12"
+
 /* SQL: the ids of the audit records about customer ?1, for use as
  * "... WHERE id IN (" RP_AUDIT_IDS_OF_CUSTOMER ")": those indexed in
  * audit_customers, bucket by bucket, and those appended since. */
 #define RP_AUDIT_IDS_OF_CUSTOMER                                                           \
   "WITH RECURSIVE b(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM b "                        \
-  "WHERE n < (SELECT through >> 16 FROM audit_indexed)) "                                  \
+  "WHERE n < (SELECT through >> " RP_AUDIT_BUCKET_SHIFT " FROM audit_indexed)) "            \
   "SELECT x.audit_id FROM b JOIN audit_customers x ON x.bucket = b.n AND x.customer_id = ?1 " \
   "UNION ALL SELECT id FROM audit_log WHERE id > (SELECT through FROM audit_indexed) "     \
   "AND customer_id = ?1"

@@ -1,6 +1,7 @@
 /* The audit log: the chain, and its index by customer built behind it in
  * bulk (a customer's records are found whether indexed yet or not; verify
  * notices an index that does not match the log). */
+#define _XOPEN_SOURCE 700
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "store.h"
 #include "test.h"
 #include "test_sql.h"
+#include "test_tmp.h"
 
 /* Appends n records, record i about customer (i % 3) (0: none), half of
  * them inside a caller's transaction. */
@@ -97,8 +99,39 @@ static void test_verify_notices_an_index_that_is_not_the_logs(void) {
   rp_store_close(s);
 }
 
+/* A database indexed in v7's buckets of 65536 records: opening it moves
+ * the index to v8's buckets of 4096 (RP_AUDIT_BUCKET_SHIFT), and it still
+ * matches the log and finds every record. */
+static void test_migration_v8_rebuckets_the_index(void) {
+  char db[512];
+  snprintf(db, sizeof db, "%s/v7.db", test_tmp_dir());
+  rp_store *s;
+  rp_err err;
+  ASSERT_EQ(rp_store_open(db, RP_STORE_CREATE, &s, &err), RP_OK);
+  test_sql_exec(s, "INSERT INTO audit_log(id, at, actor, action, customer_id, origin, hash) "
+          "VALUES(4000, 0, 'cli:test', 'customer.read', 1, 'local', x''), "
+          "(70000, 0, 'cli:test', 'customer.read', 1, 'local', x''), "
+          "(70001, 0, 'cli:test', 'customer.read', 2, 'local', x''), "
+          "(80000, 0, 'cli:test', 'customer.read', 1, 'local', x'')");
+  ASSERT_EQ(rp_audit_index(s, &err), RP_OK);
+  /* Back to v7: its buckets, and v8 not applied. */
+  test_sql_exec(s, "UPDATE audit_customers SET bucket = audit_id >> 16");
+  test_sql_exec(s, "DELETE FROM schema_migrations WHERE scope = 'core' AND version = 8");
+  rp_store_close(s);
+  ASSERT_EQ(rp_store_open(db, 0, &s, &err), RP_OK);
+  ASSERT_EQ(test_sql_int(s, "SELECT count(*) FROM audit_customers WHERE bucket != audit_id >> "
+                            RP_AUDIT_BUCKET_SHIFT),
+            0);
+  ASSERT_EQ(test_sql_int(s, "SELECT count(DISTINCT bucket) FROM audit_customers"), 3);
+  ASSERT_EQ(test_sql_int(s, "SELECT count(*) FROM audit_customers"), 4);
+  check_list(s, 1);
+  check_list(s, 2);
+  rp_store_close(s);
+}
+
 RP_TEST_LIST{
     RP_TEST(index_follows_the_log_in_bulk),
     RP_TEST(verify_notices_an_index_that_is_not_the_logs),
+    RP_TEST(migration_v8_rebuckets_the_index),
     RP_TEST_END,
 };
