@@ -52,7 +52,7 @@ cJSON *rp_api_to_json(lua_State *L, int idx, const char *what) {
 
 static int install(lua_State *L) {
   rp_plugin *p = lua_touserdata(L, 1);
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, 14);
   lua_pushliteral(L, RP_API_VERSION);
   lua_setfield(L, -2, "api_version");
   lua_pushstring(L, p->name);
@@ -75,6 +75,10 @@ static int install(lua_State *L) {
   lua_setfield(L, -2, "schedule");
   rp_api_push_tokens(L);
   lua_setfield(L, -2, "tokens");
+  rp_api_push_audit(L);
+  lua_setfield(L, -2, "audit");
+  rp_api_push_random(L);
+  lua_setfield(L, -2, "random");
   lua_setglobal(L, "crm");
   return 0;
 }

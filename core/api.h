@@ -17,8 +17,8 @@
 #include "err.h"
 #include "hostint.h"
 
-/* Version of the host API, reported as crm.api_version ("1.0"). */
-#define RP_API_VERSION "1.0"
+/* Version of the host API, reported as crm.api_version ("1.1"). */
+#define RP_API_VERSION "1.1"
 
 /* Installs the global `crm` table into p's sandbox (protected; fails only on
  * memory). */
@@ -33,6 +33,8 @@ void rp_api_push_log(lua_State *L);
 void rp_api_push_json(lua_State *L);
 void rp_api_push_time(lua_State *L);
 void rp_api_push_tokens(lua_State *L);
+void rp_api_push_audit(lua_State *L);  /* api_customers.c */
+void rp_api_push_random(lua_State *L); /* api_util.c */
 
 /* ---- helpers for the bindings --------------------------------------------- */
 

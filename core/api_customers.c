@@ -16,12 +16,14 @@ static const rp_config *cfg_of(lua_State *L) { return rp_api_plugin(L)->host->cf
  * raises (the call did not happen unaudited). fields is taken. */
 static void audit(lua_State *L, const char *action, int64_t customer_id, cJSON *fields) {
   rp_plugin *p = rp_api_plugin(L);
-  char actor[96];
-  if (p->m) snprintf(actor, sizeof actor, "plugin:%s", p->name);
+  char actor[160];
+  if (p->m && p->caller[0]) snprintf(actor, sizeof actor, "%s+plugin:%s", p->caller, p->name);
+  else if (p->m) snprintf(actor, sizeof actor, "plugin:%s", p->name);
   else rp_audit_local_actor("operator", actor, sizeof actor);
   rp_err err;
   rp_err_clear(&err);
-  int rc = rp_audit_record(store_of(L), actor, action, customer_id, fields, "local", &err);
+  int rc = rp_audit_record(store_of(L), actor, action, customer_id, fields,
+                           p->caller_origin[0] ? p->caller_origin : "local", &err);
   cJSON_Delete(fields);
   if (rc) rp_api_raise(L, &err);
 }
@@ -288,6 +290,44 @@ static int cust_each(lua_State *L) {
   }
   lua_pushcclosure(L, cust_next, 1);
   return 1;
+}
+
+/* crm.audit.record(action, customer_id [, fields]): appends to the audit log
+ * what the plugin did to a customer's data on its own tables (a points
+ * adjustment, say). The action is the plugin's ("<plugin>.<what>"), so a
+ * plugin cannot write records that read as the core's; fields are names,
+ * never values. */
+static int audit_record(lua_State *L) {
+  rp_plugin *p = rp_api_plugin(L);
+  const char *action = luaL_checkstring(L, 1);
+  lua_Integer customer_id = luaL_checkinteger(L, 2);
+  size_t nl = strlen(p->name);
+  const char *what = action + nl + 1;
+  int ok = strncmp(action, p->name, nl) == 0 && action[nl] == '.' && *what && strlen(action) <= 64;
+  for (const char *c = what; ok && *c; c++) ok = strchr("abcdefghijklmnopqrstuvwxyz0123456789_.", *c) != NULL;
+  if (!ok)
+    return luaL_error(L, "crm.audit.record: action '%s' must be '%s.<what>' ([a-z0-9_.], at most 64)",
+                      action, p->name);
+  if (customer_id <= 0) return luaL_error(L, "crm.audit.record: customer_id must be positive");
+  cJSON *fields = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    fields = rp_api_to_json(L, 3, "crm.audit.record: fields");
+    int good = cJSON_IsArray(fields) && cJSON_GetArraySize(fields) <= 64;
+    const cJSON *f;
+    cJSON_ArrayForEach(f, fields) good = good && cJSON_IsString(f) && strlen(f->valuestring) <= 64;
+    if (!good) {
+      cJSON_Delete(fields);
+      return luaL_error(L, "crm.audit.record: fields must be an array of at most 64 field names");
+    }
+  }
+  audit(L, action, (int64_t)customer_id, fields);
+  return 0;
+}
+
+void rp_api_push_audit(lua_State *L) {
+  static const luaL_Reg fns[] = {{"record", audit_record}, {NULL, NULL}};
+  luaL_newlib(L, fns);
 }
 
 void rp_api_push_customers(lua_State *L) {

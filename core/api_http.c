@@ -245,14 +245,19 @@ static int route_allowed(call *c, uint32_t need) {
  * field names, borrowed. On failure the
  * caller answers with the error: no data goes out without its record, and
  * the request's changes roll back with it. */
+/* The client's address without its port: the origin audit records name. */
+static void peer_host(const call *c, char *buf, size_t size) {
+  snprintf(buf, size, "%s", c->req->peer);
+  char *colon = strrchr(buf, ':');
+  if (colon) *colon = '\0';
+}
+
 static int audit_text(call *c, const char *action, int64_t customer_id, const char *fields,
                       rp_err *err) {
   char actor[32];
   snprintf(actor, sizeof actor, "key:%" PRId64, c->key_id);
   char origin[48];
-  snprintf(origin, sizeof origin, "%s", c->req->peer);
-  char *colon = strrchr(origin, ':');
-  if (colon) *colon = '\0';
+  peer_host(c, origin, sizeof origin);
   return rp_audit_append(c->api->store, actor, action, customer_id, fields, origin, err);
 }
 
@@ -845,9 +850,7 @@ static void get_export(call *c, int64_t id) {
 static void delete_customer(call *c, int64_t id) {
   char actor[32], origin[48];
   snprintf(actor, sizeof actor, "key:%" PRId64, c->key_id);
-  snprintf(origin, sizeof origin, "%s", c->req->peer);
-  char *colon = strrchr(origin, ':');
-  if (colon) *colon = '\0';
+  peer_host(c, origin, sizeof origin);
   int64_t erased = 0;
   rp_err err;
   rp_err_clear(&err);
@@ -1160,12 +1163,19 @@ static void plugin_route(call *c) {
   rp_err_clear(&err);
   int status = 0;
   cJSON *out = NULL;
+  /* Audit records made by the route name who called it and from where. */
+  char caller[32], origin[48];
+  if (c->key_id) snprintf(caller, sizeof caller, "key:%" PRId64, c->key_id);
+  else snprintf(caller, sizeof caller, "token");
+  peer_host(c, origin, sizeof origin);
+  rp_plugin_set_caller(p, caller, origin);
   int rc = rp_store_tx_begin(c->api->store, &err);
   if (rc == RP_OK) {
     rc = rp_plugin_route(p, route->handler, request, &status, &out, &err);
     if (rc == RP_OK) rc = rp_store_tx_commit(c->api->store, &err);
     if (rc) rp_store_tx_rollback(c->api->store);
   }
+  rp_plugin_set_caller(p, NULL, NULL);
   cJSON_Delete(request);
   if (rc) {
     cJSON_Delete(out);

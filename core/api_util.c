@@ -1,7 +1,9 @@
-/* api_util: crm.log, crm.json and crm.time. */
+/* api_util: crm.log, crm.json, crm.time, crm.tokens and crm.random. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/rand.h>
 
 #include "api.h"
 #include "clock.h"
@@ -194,5 +196,57 @@ static int tokens_issue(lua_State *L) {
 
 void rp_api_push_tokens(lua_State *L) {
   static const luaL_Reg fns[] = {{"issue", tokens_issue}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+}
+
+/* ---- crm.random -------------------------------------------------------------
+ * From OpenSSL's CSPRNG, not math.random: coupon codes and the like must not
+ * be guessable from earlier ones. */
+
+/* *out = a uniform integer in [0, n), n >= 1, by rejection (no modulo
+ * bias). Returns 0, or -1 when the generator fails. */
+static int random_below(uint64_t n, uint64_t *out) {
+  uint64_t limit = UINT64_MAX - UINT64_MAX % n, v;
+  do {
+    if (RAND_bytes((unsigned char *)&v, sizeof v) != 1) return -1;
+  } while (v >= limit);
+  *out = v % n;
+  return 0;
+}
+
+/* crm.random.code(length [, alphabet]): length (1..128) characters drawn
+ * uniformly from alphabet (default: 32 letters and digits without 0, O, 1,
+ * I: read aloud and typed without mistakes). */
+static int random_code(lua_State *L) {
+  lua_Integer len = luaL_checkinteger(L, 1);
+  size_t an = 0;
+  const char *alphabet = luaL_optlstring(L, 2, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", &an);
+  if (len < 1 || len > 128) return luaL_error(L, "crm.random.code: length must be 1 to 128");
+  if (an < 2 || an > 256)
+    return luaL_error(L, "crm.random.code: the alphabet needs 2 to 256 characters");
+  char out[128];
+  for (lua_Integer i = 0; i < len; i++) {
+    uint64_t k;
+    if (random_below(an, &k)) return luaL_error(L, "crm.random.code: the random generator failed");
+    out[i] = alphabet[k];
+  }
+  lua_pushlstring(L, out, (size_t)len);
+  return 1;
+}
+
+/* crm.random.int(lo, hi): a uniform integer in [lo, hi]. */
+static int random_int(lua_State *L) {
+  lua_Integer lo = luaL_checkinteger(L, 1), hi = luaL_checkinteger(L, 2);
+  if (hi < lo) return luaL_error(L, "crm.random.int: hi must not be below lo");
+  uint64_t span = (uint64_t)hi - (uint64_t)lo, k;
+  int failed = span == UINT64_MAX ? RAND_bytes((unsigned char *)&k, sizeof k) != 1
+                                  : random_below(span + 1, &k) != 0;
+  if (failed) return luaL_error(L, "crm.random.int: the random generator failed");
+  lua_pushinteger(L, (lua_Integer)((uint64_t)lo + k));
+  return 1;
+}
+
+void rp_api_push_random(lua_State *L) {
+  static const luaL_Reg fns[] = {{"code", random_code}, {"int", random_int}, {NULL, NULL}};
   luaL_newlib(L, fns);
 }

@@ -87,5 +87,7 @@ int rp_cli_keys_rotate(rp_cli *cli, int argc, char **argv);
 int rp_cli_keys_reseal(rp_cli *cli, int argc, char **argv);
 int rp_cmd_audit(rp_cli *cli, int argc, char **argv);
 int rp_cmd_gdpr(rp_cli *cli, int argc, char **argv);
+/* `rapport PLUGIN COMMAND ...`: argv[0] is the plugin's name. */
+int rp_cmd_plugin_command(rp_cli *cli, int argc, char **argv);
 
 #endif

@@ -245,6 +245,13 @@ static int check_module(lua_State *L) {
                         m->file, (int)i, m->routes[i].handler);
     lua_settop(L, 2);
   }
+  for (size_t i = 0; i < m->n_commands; i++) {
+    lua_getfield(L, 1, "commands");
+    if (!lua_istable(L, -1) || lua_getfield(L, -1, m->commands[i].handler) != LUA_TFUNCTION)
+      return luaL_error(L, "%s: commands[%d].handler: init.lua returns no function commands.%s",
+                        m->file, (int)i, m->commands[i].handler);
+    lua_settop(L, 2);
+  }
   return 0;
 }
 
@@ -984,6 +991,58 @@ int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int
   }
   lua_pop(L, 2);
   if (rc == RP_OK) *status = st;
+  return rc;
+}
+
+void rp_plugin_set_caller(rp_plugin *p, const char *caller, const char *origin) {
+  snprintf(p->caller, sizeof p->caller, "%s", caller ? caller : "");
+  snprintf(p->caller_origin, sizeof p->caller_origin, "%s", origin ? origin : "");
+}
+
+typedef struct command_call {
+  rp_plugin *p;
+  const char *handler;
+  const cJSON *input;
+} command_call;
+
+static int command_trampoline(lua_State *L) {
+  command_call *c = lua_touserdata(L, 1);
+  push_entry(L, c->p, "commands", c->handler);
+  rp_lua_push_json(L, c->input);
+  lua_call(L, 1, 2);
+  return 2;
+}
+
+int rp_plugin_command(rp_plugin *p, const char *handler, const cJSON *input, cJSON **value,
+                      char **text, rp_err *err) {
+  *value = NULL;
+  *text = NULL;
+  if (p->state != RP_PLUGIN_LOADED)
+    return rp_err_set(err, RP_ECONFLICT, p->name, "plugin '%s' is suspended or not loaded",
+                      p->name);
+  lua_State *L = rp_sandbox_lua(p->sb);
+  command_call c = {p, handler, input};
+  lua_pushcfunction(L, command_trampoline);
+  lua_pushlightuserdata(L, &c);
+  char what[96];
+  snprintf(what, sizeof what, "command %s", handler);
+  int rc = rp_sandbox_call(p->sb, 1, 2, p->instructions, what, err);
+  rp_plugin_reset_stmts(p);
+  if (rc) return rc;
+  if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
+    rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' command %s: returned a %s as its text",
+                    p->name, handler, luaL_typename(L, -1));
+  if (rc == RP_OK && lua_isstring(L, -1) && !(*text = strdup(lua_tostring(L, -1))))
+    rc = rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  if (rc == RP_OK && !lua_isnil(L, -2)) {
+    *value = rp_lua_to_json(L, -2, err);
+    if (!*value) rc = rp_err_prefix(err, "plugin '%s' command %s: ", p->name, handler);
+  }
+  lua_pop(L, 2);
+  if (rc) {
+    free(*text);
+    *text = NULL;
+  }
   return rc;
 }
 

@@ -111,6 +111,19 @@ int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *er
 int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int *status,
                     cJSON **body, rp_err *err);
 
+/* Who the next route or command calls act for, and from where (both
+ * copied; NULL clears): the audit records of the calls name the caller
+ * with the plugin ("key:12+plugin:loyalty") and the origin. */
+void rp_plugin_set_caller(rp_plugin *p, const char *caller, const char *origin);
+
+/* Calls commands[handler](input) (input: {args = [...], options = {...}},
+ * borrowed) in the caller's transaction under the plugin's budget. The
+ * command returns (value, text): *value its JSON (NULL for nil), *text
+ * the text for people (NULL when it returned none); both owned by the
+ * caller. */
+int rp_plugin_command(rp_plugin *p, const char *handler, const cJSON *input, cJSON **value,
+                      char **text, rp_err *err);
+
 /* Calls the plugin's optional hook(customer_id) ("profile", "export" or
  * "erase") in the caller's transaction, under the plugin's budget; *out
  * receives what it returned as JSON (NULL for nil or false, or when the

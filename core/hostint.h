@@ -37,6 +37,11 @@ struct rp_plugin {
   uint64_t stmt_tick;
   struct rp_rows *rows_open; /* crm.db.rows iterators still open (api_db.c) */
   int64_t delivered_unlogged; /* events delivered since the last progress line (bus.c) */
+  /* Who the current route or command call acts for ("key:12", "cli:ana")
+   * and from where (a client address, "local"): audit records made during
+   * the call name them. Empty outside such calls. */
+  char caller[64];
+  char caller_origin[64];
   uint64_t delivered_logged_ns;
 };
 

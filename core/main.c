@@ -41,6 +41,8 @@ static void usage(FILE *out) {
   for (const command *c = commands; c->name; c++)
     fprintf(out, "  %-10s %s\n", c->name, c->summary);
   fprintf(out,
+          "  PLUGIN     the commands of an enabled plugin (`rapport PLUGIN --help`,\n"
+          "             for example `rapport loyalty balance 42`)\n"
           "\n"
           "Global options (before or after the command):\n"
           "  --db PATH       database file (default $RAPPORT_DB or ./rapport.db)\n"
@@ -127,14 +129,10 @@ int main(int argc, char **argv) {
     free(args);
     return RP_EXIT_OK;
   }
-  const command *cmd = NULL;
+  /* Not a command of the core: a command of the plugin of that name. */
+  rp_cli_cmd fn = rp_cmd_plugin_command;
   for (const command *c = commands; c->name; c++)
-    if (strcmp(c->name, args[0]) == 0) cmd = c;
-  if (!cmd) {
-    fprintf(stderr, "rapport: unknown command '%s' (see `rapport --help`)\n", args[0]);
-    free(args);
-    return RP_EXIT_USAGE;
-  }
+    if (strcmp(c->name, args[0]) == 0) fn = c->fn;
 
   char *found = NULL;
   if (!cli.config_path) cli.config_path = found = config_beside(cli.db_path);
@@ -144,7 +142,7 @@ int main(int argc, char **argv) {
   if (rp_config_load(cli.config_path, &cli.cfg, &err) != RP_OK) {
     rc = rp_cli_fail(&cli, &err);
   } else {
-    rc = cmd->fn(&cli, n, args);
+    rc = fn(&cli, n, args);
   }
   rp_config_free(cli.cfg);
   free(found);

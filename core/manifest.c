@@ -77,6 +77,13 @@ void rp_manifest_free(rp_manifest *m) {
     free(m->routes[i].handler);
   }
   free(m->routes);
+  for (size_t i = 0; i < m->n_commands; i++) {
+    free(m->commands[i].name);
+    free(m->commands[i].handler);
+    free(m->commands[i].description);
+    free(m->commands[i].usage);
+  }
+  free(m->commands);
   cJSON_Delete(m->config);
   free(m);
 }
@@ -148,7 +155,7 @@ static int check_keys(const cJSON *obj, const char *const *allowed, const char *
 static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *err) {
   static const char *const top[] = {"name",          "version", "api",    "description",
                                     "permissions",   "subscriptions", "jobs", "config",
-                                    "limits",        "start",   "routes", NULL};
+                                    "limits",        "start",   "routes", "commands", NULL};
   if (!cJSON_IsObject(root))
     return rp_err_set(err, RP_EINVAL, NULL, "%s: the top level must be a JSON object", file);
   int rc;
@@ -368,6 +375,45 @@ static int parse(rp_manifest *m, const cJSON *root, const char *file, rp_err *er
         return rp_err_set(err, RP_EINVAL, "public", "%s: %spublic: must be true or false", file,
                           path);
       route->public_ = cJSON_IsTrue(pub);
+    }
+  }
+
+  const cJSON *commands = cJSON_GetObjectItemCaseSensitive(root, "commands");
+  if (commands) {
+    if (!cJSON_IsArray(commands))
+      return rp_err_set(err, RP_EINVAL, "commands",
+                        "%s: commands: must be an array of {\"name\", \"handler\"}", file);
+    m->commands = calloc((size_t)cJSON_GetArraySize(commands) + 1, sizeof *m->commands);
+    if (!m->commands) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, commands) {
+      char path[64];
+      snprintf(path, sizeof path, "commands[%zu].", m->n_commands);
+      static const char *const keys[] = {"name", "handler", "description", "usage", NULL};
+      if (!cJSON_IsObject(c))
+        return rp_err_set(err, RP_EINVAL, "commands", "%s: %s: must be an object", file, path);
+      rp_manifest_command *cmd = &m->commands[m->n_commands++];
+      if ((rc = check_keys(c, keys, file, path, err))) return rc;
+      if ((rc = get_string(c, "name", 1, file, path, &cmd->name, err))) return rc;
+      if ((rc = get_string(c, "handler", 1, file, path, &cmd->handler, err))) return rc;
+      if ((rc = get_string(c, "description", 0, file, path, &cmd->description, err))) return rc;
+      if ((rc = get_string(c, "usage", 0, file, path, &cmd->usage, err))) return rc;
+      size_t nl = strlen(cmd->name);
+      int ok = nl <= 32 && cmd->name[0] >= 'a' && cmd->name[0] <= 'z';
+      for (size_t k = 1; ok && k < nl; k++)
+        ok = strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", cmd->name[k]) != NULL;
+      if (!ok)
+        return rp_err_set(err, RP_EINVAL, "name",
+                          "%s: %sname: \"%s\" must match [a-z][a-z0-9_-]{0,31}", file, path,
+                          cmd->name);
+      for (size_t k = 0; k + 1 < m->n_commands; k++)
+        if (strcmp(m->commands[k].name, cmd->name) == 0)
+          return rp_err_set(err, RP_EINVAL, "name", "%s: %sname: \"%s\" is declared twice",
+                            file, path, cmd->name);
+      if (!valid_handler(cmd->handler))
+        return rp_err_set(err, RP_EINVAL, "handler",
+                          "%s: %shandler: \"%s\" must be a Lua identifier", file, path,
+                          cmd->handler);
     }
   }
 

@@ -16,7 +16,7 @@
 /* The host API this binary implements: a plugin's "api" must have the same
  * major and a minor no greater than this. */
 #define RP_API_MAJOR 1
-#define RP_API_MINOR 0
+#define RP_API_MINOR 1
 
 typedef struct rp_subscription {
   char *pattern; /* "order.placed", "order.*" or "*" */
@@ -39,6 +39,14 @@ typedef struct rp_manifest_route {
   int public_;   /* reachable without an API key, by a token the plugin issued */
 } rp_manifest_route;
 
+/* A command of the plugin, run as `rapport <plugin> <name> [ARGS]`. */
+typedef struct rp_manifest_command {
+  char *name;        /* [a-z][a-z0-9_-]{0,31} */
+  char *handler;     /* key in the plugin's commands table */
+  char *description; /* one line for --help; may be NULL */
+  char *usage;       /* the arguments, for --help ("CUSTOMER POINTS --reason R"); may be NULL */
+} rp_manifest_command;
+
 typedef struct rp_manifest {
   char *file; /* path of plugin.json */
   char *name;
@@ -52,6 +60,8 @@ typedef struct rp_manifest {
   size_t n_jobs;
   rp_manifest_route *routes;
   size_t n_routes;
+  rp_manifest_command *commands;
+  size_t n_commands;
   cJSON *config;         /* defaults; an object, owned */
   int64_t memory;        /* limits.memory_mb in bytes; 0 = instance default */
   int64_t instructions;  /* limits.instructions; 0 = instance default */

@@ -48,9 +48,16 @@ static void test_full_manifest(void) {
                  " \"jobs\": [{\"name\": \"expire\", \"cron\": \"0 3 * * *\", \"handler\": \"expire\"},\n"
                  "          {\"name\": \"tick\", \"every\": \"15m\", \"handler\": \"tick\", \"missed\": \"skip\"}],\n"
                  " \"config\": {\"rate\": 10}, \"limits\": {\"memory_mb\": 32, \"instructions\": 1000000},\n"
-                 " \"start\": \"beginning\"}",
+                 " \"start\": \"beginning\",\n"
+                 " \"commands\": [{\"name\": \"balance\", \"handler\": \"balance\",\n"
+                 "   \"description\": \"points of a customer\", \"usage\": \"CUSTOMER\"},\n"
+                 "   {\"name\": \"rewards-list\", \"handler\": \"rewards\"}]}",
                  &m, &err),
             RP_OK);
+  ASSERT_EQ(m->n_commands, 2);
+  ASSERT_STR_EQ(m->commands[0].usage, "CUSTOMER");
+  ASSERT_STR_EQ(m->commands[1].name, "rewards-list");
+  ASSERT(m->commands[1].description == NULL);
   ASSERT_STR_EQ(m->name, "loyalty");
   ASSERT_STR_EQ(m->version, "1.2.3");
   ASSERT_EQ(m->api_major, 1);
@@ -93,6 +100,17 @@ static void test_refusals_name_the_field(void) {
           "jobs[0].when");
   refused("{\"name\": \"x\", \"version\": \"1.0.0\", \"api\": \"1\", \"limits\": "
           "{\"memory_mb\": 0}}", "limits.memory_mb");
+  refused("{\"name\": \"x\", \"version\": \"1.0.0\", \"api\": \"1\", \"commands\": "
+          "[{\"name\": \"Bad\", \"handler\": \"h\"}]}", "commands[0].name");
+  refused("{\"name\": \"x\", \"version\": \"1.0.0\", \"api\": \"1\", \"commands\": "
+          "[{\"name\": \"a\", \"handler\": \"h\"}, {\"name\": \"a\", \"handler\": \"g\"}]}",
+          "declared twice");
+  refused("{\"name\": \"x\", \"version\": \"1.0.0\", \"api\": \"1\", \"commands\": "
+          "[{\"name\": \"a\", \"handler\": \"h\", \"args\": 1}]}", "commands[0].args");
+  refused("{\"name\": \"x\", \"version\": \"1.0.0\", \"api\": \"1\", \"commands\": "
+          "[{\"name\": \"a\", \"handler\": \"no-dash\"}]}", "handler");
+  refused("{\"name\": \"x\", \"version\": \"1.0.0\", \"api\": \"1\", \"commands\": {}}",
+          "commands");
 }
 
 static void test_malformed_json_names_the_line(void) {

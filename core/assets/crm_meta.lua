@@ -1,12 +1,12 @@
 ---@meta crm
--- LuaLS definitions of the Rapport host API, version 1.0.
+-- LuaLS definitions of the Rapport host API, version 1.1.
 -- `rapport plugin meta` prints this file; `rapport plugin new` copies it to
 -- the plugin's types/ folder. The reference with examples is
 -- docs/plugin-api.md.
 
 ---The host API. Every plugin and operator script sees it as the global `crm`.
 ---@class crm
----@field api_version string host API version, "1.0"
+---@field api_version string host API version, "1.1"
 ---@field plugin string the calling plugin's name ("operator" for scripts)
 ---@field config table the plugin's effective config: plugin.json defaults overlaid with the instance's overrides
 crm = {}
@@ -44,12 +44,18 @@ crm = {}
 ---@field token? any the payload of the token (public routes)
 ---@field key_id? integer the API key (private routes)
 
+---What a command receives: `rapport PLUGIN COMMAND ARGS... --NAME VALUE`.
+---@class crm.CommandInput
+---@field args string[] the positional arguments
+---@field options table<string, string|boolean> `--NAME VALUE` (or `--NAME=VALUE`); `--NAME` alone is true
+
 ---The table init.lua returns.
 ---@class crm.Plugin
 ---@field handlers? table<string, fun(event: crm.Event)>
 ---@field jobs? table<string, fun(job: crm.Job)>
 ---@field profile? fun(customer_id: integer): table|nil what the plugin adds to `rapport customer show`
 ---@field routes? table<string, fun(req: crm.Request): integer?, table?> HTTP routes named in plugin.json
+---@field commands? table<string, fun(input: crm.CommandInput): any, string?> CLI commands named in plugin.json: (value for --json, text for people)
 ---@field export? fun(customer_id: integer): table|nil everything the plugin keeps on the customer (required when a table has customer_id)
 ---@field erase? fun(customer_id: integer) forget the customer (required when a table has customer_id)
 
@@ -62,6 +68,34 @@ crm.tokens = {}
 ---@param ttl string|integer "7d", "1h" or ms; 1 s to 1 year
 ---@return string token
 function crm.tokens.issue(payload, ttl) end
+
+-- ---- crm.random ----------------------------------------------------------------
+
+---Randomness from OpenSSL's generator (unguessable; math.random is not).
+---@class crm.random
+crm.random = {}
+---A code of length characters (1 to 128) drawn uniformly from alphabet.
+---@param length integer
+---@param alphabet? string 2 to 256 characters; default "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+---@return string
+function crm.random.code(length, alphabet) end
+---A uniform integer in [lo, hi].
+---@param lo integer
+---@param hi integer
+---@return integer
+function crm.random.int(lo, hi) end
+
+-- ---- crm.audit -----------------------------------------------------------------
+
+---@class crm.audit
+crm.audit = {}
+---Appends a record to the audit log: this plugin acted on a customer's data
+---(its actor names the plugin, and the key or local user of the route or
+---command call in progress).
+---@param action string "<plugin>.<what>", e.g. "loyalty.adjust"
+---@param customer_id integer
+---@param fields? string[] the names of the fields concerned, never their values
+function crm.audit.record(action, customer_id, fields) end
 
 -- ---- crm.log -------------------------------------------------------------------
 

@@ -64,6 +64,13 @@ call POST /v1/p/survey_fix/answer - '{"score": 7}' "$TOKEN"
 assert_eq "$STATUS" 201 "answered by header"
 S1=$(sql "SELECT customer_id FROM customer_identities WHERE value = 'S1'")
 assert_eq "$(sql "SELECT group_concat(customer_id || ':' || score) FROM survey_fix_answers")" "$S1:9,$S1:7" "answers"
+# Audit records made by a route name its caller with the plugin, and the
+# client's address: the partner's key for the invitation, the token for the
+# answers.
+PARTNER_ID=$(sql "SELECT id FROM api_keys WHERE role = 'partner' AND plugin = 'survey_fix'")
+assert_eq "$(sql "SELECT actor || ' ' || origin FROM audit_log WHERE action = 'survey_fix.invite' AND customer_id = $S1")" \
+  "key:$PARTNER_ID+plugin:survey_fix 127.0.0.1" "invitation audited"
+assert_eq "$(sql "SELECT count(*) FROM audit_log WHERE action = 'survey_fix.answer' AND actor = 'token+plugin:survey_fix' AND customer_id = $S1")" 2 "answers audited"
 assert_eq "$(sql "SELECT count(*) FROM events WHERE type = 'survey.answered'")" 2 "events emitted"
 # A token of another plugin, or an expired one, is refused.
 call POST /v1/p/survey_fix/invite "$OPERATOR" '{"external_id": "S1", "ttl": 1000}'

@@ -5,6 +5,7 @@ local M = { routes = {} }
 function M.routes.invite(req)
   local cid = crm.customers.find("external_id", req.body.external_id)
   if not cid then return 404, { error = "no such customer" } end
+  crm.audit.record("survey_fix.invite", cid)
   return 201, { token = crm.tokens.issue({ customer_id = cid }, req.body.ttl or "7d") }
 end
 
@@ -14,6 +15,7 @@ function M.routes.answer(req)
   local cid = req.token.customer_id
   crm.db.exec("INSERT INTO survey_fix_answers(customer_id, score, comment) VALUES (?, ?, ?)",
               cid, score, req.body.comment)
+  crm.audit.record("survey_fix.answer", cid, { "score", "comment" })
   crm.events.emit { type = "survey.answered", customer_id = cid, properties = { score = score } }
   return 201, { thanks = true }
 end

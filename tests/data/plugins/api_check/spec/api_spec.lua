@@ -14,8 +14,38 @@ end
 
 describe("crm", function()
   it("names the API version, the plugin and its config", function()
-    assert.equals("1.0", crm.api_version)
+    assert.equals("1.1", crm.api_version)
     run("config_checks")
+  end)
+end)
+
+describe("crm.random", function()
+  it("draws codes from the alphabet, never the same twice in practice", function()
+    local seen = {}
+    for _ = 1, 200 do
+      local c = crm.random.code(10)
+      assert.matches("^[A-HJ-NP-Z2-9]+$", c)
+      assert.equals(10, #c)
+      assert.is_nil(seen[c])
+      seen[c] = true
+    end
+    assert.matches("^[ab]+$", crm.random.code(64, "ab"))
+    assert.has_error(function() crm.random.code(0) end, "length must be 1 to 128")
+    assert.has_error(function() crm.random.code(5, "a") end, "2 to 256")
+  end)
+
+  it("draws integers in the closed range, each value reachable", function()
+    local hits = {}
+    for _ = 1, 600 do
+      local v = crm.random.int(-2, 3)
+      assert(v >= -2 and v <= 3, "out of range: " .. v)
+      assert.equals("integer", math.type(v))
+      hits[v] = (hits[v] or 0) + 1
+    end
+    for v = -2, 3 do assert(hits[v], "never drew " .. v) end
+    assert.equals(7, crm.random.int(7, 7))
+    assert.equals("integer", math.type(crm.random.int(math.mininteger, math.maxinteger)))
+    assert.has_error(function() crm.random.int(2, 1) end, "must not be below")
   end)
 end)
 
