@@ -2,6 +2,7 @@
  * an enabled plugin declares in its manifest ("commands"). The command runs
  * in the plugin's sandbox, with its permissions and budget, in one
  * transaction; its audit records name the local user. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,37 @@ static void list_commands(FILE *out, const rp_manifest *m) {
     fprintf(out, "  %-34s %s\n", head, c->description ? c->description : "");
   }
   fprintf(out,
-          "\n--NAME VALUE pairs are the command's options (--NAME alone is true);\n"
-          "with --json the result is printed as JSON.\n");
+          "\n--NAME VALUE pairs are the command's options (--NAME alone is true;\n"
+          "--NAME @FILE passes the file's content, @@ a literal @); with --json the\n"
+          "result is printed as JSON.\n");
+}
+
+/* An option's value: "@PATH" is the content of the file at PATH (a Lua
+ * rule, a template: up to 1 MiB), "@@..." the literal "@...". NULL with
+ * *problem set when the file cannot be read. Owned by the caller. */
+static char *option_value(const char *v, char *problem, size_t size) {
+  if (v[0] != '@' || v[1] == '@') return strdup(v[0] == '@' ? v + 1 : v);
+  FILE *f = fopen(v + 1, "rb");
+  if (!f) {
+    snprintf(problem, size, "cannot read '%s': %s", v + 1, strerror(errno));
+    return NULL;
+  }
+  char *buf = malloc((1u << 20) + 1);
+  size_t n = buf ? fread(buf, 1, 1u << 20, f) : 0;
+  int too_big = buf && n == 1u << 20 && fgetc(f) != EOF;
+  fclose(f);
+  if (!buf || too_big) {
+    free(buf);
+    snprintf(problem, size, "'%s' is larger than 1 MiB", v + 1);
+    return NULL;
+  }
+  buf[n] = '\0';
+  return buf;
 }
 
 /* {args = [...], options = {...}} from argv after the command name; "--"
- * ends the options. */
-static cJSON *command_input(int argc, char **argv) {
+ * ends the options. NULL with *problem set when an @file cannot be read. */
+static cJSON *command_input(int argc, char **argv, char *problem, size_t size) {
   cJSON *in = cJSON_CreateObject();
   cJSON *args = cJSON_AddArrayToObject(in, "args");
   cJSON *opts = cJSON_AddObjectToObject(in, "options");
@@ -47,10 +72,20 @@ static cJSON *command_input(int argc, char **argv) {
       memcpy(key, name, kl);
       key[kl] = '\0';
       cJSON_DeleteItemFromObjectCaseSensitive(opts, key);
-      if (eq) cJSON_AddStringToObject(opts, key, eq + 1);
-      else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
-        cJSON_AddStringToObject(opts, key, argv[++i]);
-      else cJSON_AddTrueToObject(opts, key);
+      const char *raw = eq ? eq + 1
+                           : i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 ? argv[++i]
+                                                                                 : NULL;
+      if (!raw) {
+        cJSON_AddTrueToObject(opts, key);
+        continue;
+      }
+      char *value = option_value(raw, problem, size);
+      if (!value) {
+        cJSON_Delete(in);
+        return NULL;
+      }
+      cJSON_AddStringToObject(opts, key, value);
+      free(value);
     } else {
       cJSON_AddItemToArray(args, cJSON_CreateString(a));
     }
@@ -96,7 +131,13 @@ int rp_cmd_plugin_command(rp_cli *cli, int argc, char **argv) {
     rp_cli_close_runtime(s, rt);
     return RP_EXIT_USAGE;
   }
-  cJSON *input = command_input(argc - 2, argv + 2);
+  char problem[512];
+  cJSON *input = command_input(argc - 2, argv + 2, problem, sizeof problem);
+  if (!input) {
+    fprintf(stderr, "rapport %s %s: %s\n", argv[0], argv[1], problem);
+    rp_cli_close_runtime(s, rt);
+    return RP_EXIT_USAGE;
+  }
   char user[96];
   rp_audit_local_actor("cli", user, sizeof user);
   rp_plugin_set_caller(p, user, "local");

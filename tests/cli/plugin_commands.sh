@@ -31,8 +31,9 @@ function M.commands.add(input)
   local cid = math.tointeger(tonumber(input.args[1]))
   if not cid or not input.args[2] then error("usage: notes add CUSTOMER TEXT", 0) end
   local code = crm.random.code(12)
+  local text = input.options.text and input.options.text:gsub("\n$", "") or input.args[2]
   local _, id = crm.db.exec("INSERT INTO notes_notes(customer_id, text, pinned, code) VALUES (?, ?, ?, ?)",
-                            cid, input.args[2], input.options.pin and 1 or 0, code)
+                            cid, text, input.options.pin and 1 or 0, code)
   crm.audit.record("notes.add", cid, { "text" })
   return { id = id, code = code }, ("note %d added (%s)"):format(id, code)
 end
@@ -72,6 +73,17 @@ assert_eq "$(json_get "$OUT" 0.pinned)" 1 "first note pinned"
 assert_eq "$(json_get "$OUT" 1.pinned)" 0 "second note not pinned"
 assert_eq "$(json_get "$OUT" 1.text)" "second" "second note"
 
+# --NAME @FILE passes the file's content; @@ a literal @; a missing file is
+# a usage error.
+printf 'from a file\n' >"$TMP/note.txt"
+assert_exit 0 "$RAPPORT" --json notes add 9 x --text @"$TMP/note.txt"
+assert_exit 0 "$RAPPORT" --json notes add 9 x --text @@handle
+assert_exit 0 "$RAPPORT" --json notes list
+assert_eq "$(json_get "$OUT" 2.text)" "from a file" "@file option"
+assert_eq "$(json_get "$OUT" 3.text)" "@handle" "@@ option"
+assert_exit 1 "$RAPPORT" notes add 9 x --text @"$TMP/missing.txt"
+assert_contains "$ERR" "cannot read"
+
 # The audit record names the local user with the plugin, and the action.
 actor=$(sql "SELECT actor FROM audit_log WHERE action = 'notes.add' AND customer_id = 7")
 [[ "$actor" == cli:*+plugin:notes ]] || fail "audit actor '$actor'"
@@ -82,7 +94,7 @@ assert_exit 0 "$RAPPORT" audit verify
 # cannot write an audit record that reads as the core's.
 assert_exit 2 "$RAPPORT" notes boom
 assert_contains "$ERR" "must be 'notes.<what>'"
-assert_eq "$(sql "SELECT count(*) FROM notes_notes")" 2 "rows after a failed command"
+assert_eq "$(sql "SELECT count(*) FROM notes_notes")" 4 "rows after a failed command"
 assert_exit 2 "$RAPPORT" notes add x
 assert_contains "$ERR" "usage: notes add CUSTOMER TEXT"
 
