@@ -22,7 +22,10 @@
 #define SPEC_START_MS 1767225600000LL /* 2026-01-01T00:00:00Z */
 
 typedef struct spec_env {
-  const rp_config *cfg;
+  const rp_config *cfg; /* &local_cfg */
+  const rp_config *instance_cfg;
+  rp_config local_cfg;  /* the instance's, with plugins overridden by test.reset */
+  cJSON *local_plugins; /* owned: local_cfg.plugins */
   const char *dir;
   FILE *out;
   uv_loop_t loop;
@@ -64,11 +67,25 @@ static int scratch_open(spec_env *e, rp_err *err) {
   return rc;
 }
 
-/* test.reset(): a fresh database with the plugin enabled; clock at START. */
+/* test.reset([{config = {...}}]): a fresh database with the plugin enabled
+ * (with these config overrides instead of the instance's); clock at START. */
 static int t_reset(lua_State *L) {
   spec_env *e = env_of(L);
   rp_err err;
   rp_err_clear(&err);
+  cJSON *over = NULL;
+  if (lua_istable(L, 1) && lua_getfield(L, 1, "config") != LUA_TNIL) {
+    over = rp_lua_to_json(L, -1, &err);
+    if (!over || !cJSON_IsObject(over)) {
+      cJSON_Delete(over);
+      return luaL_error(L, "test.reset: config must be a table of settings");
+    }
+  } else {
+    const cJSON *inst = rp_config_plugin(e->instance_cfg, e->plugin);
+    over = inst ? cJSON_Duplicate(inst, 1) : NULL;
+  }
+  cJSON_DeleteItemFromObjectCaseSensitive(e->local_plugins, e->plugin);
+  if (over) cJSON_AddItemToObject(e->local_plugins, e->plugin, over);
   /* The spec's context must let go of the old connection first. */
   rp_plugin_set_host(e->op, NULL);
   int rc = scratch_open(e, &err);
@@ -163,6 +180,128 @@ static int t_profile(lua_State *L) {
   return 1;
 }
 
+/* Runs fn in a transaction of its own, then dispatches what it emitted
+ * (as test.emit does). */
+static int in_tx(spec_env *e, rp_plugin *p, int (*fn)(rp_plugin *, void *, rp_err *), void *arg,
+                 rp_err *err) {
+  int rc = rp_store_tx_begin(e->store, err);
+  if (rc) return rc;
+  rp_plugin_set_caller(p, "cli:spec", "local");
+  rc = fn(p, arg, err);
+  rp_plugin_set_caller(p, NULL, NULL);
+  if (rc == RP_OK) rc = rp_store_tx_commit(e->store, err);
+  if (rc) rp_store_tx_rollback(e->store);
+  return rc;
+}
+
+typedef struct command_args {
+  const char *handler;
+  cJSON *input;
+  cJSON *value;
+  char *text;
+} command_args;
+
+static int call_command(rp_plugin *p, void *arg, rp_err *err) {
+  command_args *a = arg;
+  return rp_plugin_command(p, a->handler, a->input, &a->value, &a->text, err);
+}
+
+/* test.command(name [, args [, options]]) -> value, text: runs one of the
+ * plugin's commands as `rapport PLUGIN name` would; raises its error. */
+static int t_command(lua_State *L) {
+  spec_env *e = env_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  rp_plugin *p = rp_host_plugin(e->host, e->plugin);
+  const rp_manifest *m = p ? rp_plugin_manifest(p) : NULL;
+  command_args a = {NULL, NULL, NULL, NULL};
+  for (size_t i = 0; m && i < m->n_commands; i++)
+    if (strcmp(m->commands[i].name, name) == 0) a.handler = m->commands[i].handler;
+  if (!a.handler) return luaL_error(L, "test.command: plugin '%s' has no command '%s'", e->plugin, name);
+  rp_err err;
+  rp_err_clear(&err);
+  a.input = cJSON_CreateObject();
+  cJSON *args = lua_istable(L, 2) ? rp_lua_to_json(L, 2, &err) : cJSON_CreateArray();
+  cJSON *opts = lua_istable(L, 3) ? rp_lua_to_json(L, 3, &err) : cJSON_CreateObject();
+  /* An empty Lua table converts to an object; a command's args are a list. */
+  if (args && cJSON_IsObject(args) && !args->child) {
+    cJSON_Delete(args);
+    args = cJSON_CreateArray();
+  }
+  if (!args || !opts || !cJSON_IsArray(args) || !cJSON_IsObject(opts)) {
+    cJSON_Delete(args);
+    cJSON_Delete(opts);
+    cJSON_Delete(a.input);
+    return luaL_error(L, "test.command: args must be a list and options a table");
+  }
+  cJSON_AddItemToObject(a.input, "args", args);
+  cJSON_AddItemToObject(a.input, "options", opts);
+  int rc = in_tx(e, p, call_command, &a, &err);
+  cJSON_Delete(a.input);
+  if (rc) {
+    free(a.text);
+    cJSON_Delete(a.value);
+    return luaL_error(L, "%s", err.msg);
+  }
+  drain(L, e);
+  if (a.value) rp_api_push_json_owned(L, a.value);
+  else lua_pushnil(L);
+  if (a.text) lua_pushstring(L, a.text);
+  else lua_pushnil(L);
+  free(a.text);
+  return 2;
+}
+
+typedef struct route_args {
+  const char *handler;
+  cJSON *request;
+  int status;
+  cJSON *body;
+} route_args;
+
+static int call_route(rp_plugin *p, void *arg, rp_err *err) {
+  route_args *a = arg;
+  return rp_plugin_route(p, a->handler, a->request, &a->status, &a->body, err);
+}
+
+/* test.route(method, path [, {body =, query =, key_id =, token =}]) ->
+ * status, body: calls the plugin's route as the HTTP API would (without
+ * the HTTP: no authentication, no JSON text). */
+static int t_route(lua_State *L) {
+  spec_env *e = env_of(L);
+  const char *method = luaL_checkstring(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  rp_plugin *p = rp_host_plugin(e->host, e->plugin);
+  const rp_manifest *m = p ? rp_plugin_manifest(p) : NULL;
+  route_args a = {NULL, NULL, 0, NULL};
+  for (size_t i = 0; m && i < m->n_routes; i++)
+    if (strcmp(m->routes[i].path, path) == 0 && strcmp(m->routes[i].method, method) == 0)
+      a.handler = m->routes[i].handler;
+  if (!a.handler) return luaL_error(L, "test.route: plugin '%s' has no route %s %s", e->plugin, method, path);
+  rp_err err;
+  rp_err_clear(&err);
+  a.request = lua_istable(L, 3) ? rp_lua_to_json(L, 3, &err) : cJSON_CreateObject();
+  if (!a.request || !cJSON_IsObject(a.request)) {
+    cJSON_Delete(a.request);
+    return luaL_error(L, "test.route: the request must be a table");
+  }
+  cJSON_DeleteItemFromObjectCaseSensitive(a.request, "method");
+  cJSON_DeleteItemFromObjectCaseSensitive(a.request, "path");
+  cJSON_AddStringToObject(a.request, "method", method);
+  cJSON_AddStringToObject(a.request, "path", path);
+  if (!cJSON_GetObjectItemCaseSensitive(a.request, "query")) cJSON_AddObjectToObject(a.request, "query");
+  int rc = in_tx(e, p, call_route, &a, &err);
+  cJSON_Delete(a.request);
+  if (rc) {
+    cJSON_Delete(a.body);
+    return luaL_error(L, "%s", err.msg);
+  }
+  drain(L, e);
+  lua_pushinteger(L, a.status);
+  if (a.body) rp_api_push_json_owned(L, a.body);
+  else lua_pushnil(L);
+  return 2;
+}
+
 static int t_write(lua_State *L) {
   spec_env *e = env_of(L);
   size_t len;
@@ -186,10 +325,12 @@ static int push_test(lua_State *L) {
                                  {"run_job", t_run_job},
                                  {"dead_letters", t_dead_letters},
                                  {"profile", t_profile},
+                                 {"command", t_command},
+                                 {"route", t_route},
                                  {"write", t_write},
                                  {"traceback", t_traceback},
                                  {NULL, NULL}};
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 12);
   lua_pushlightuserdata(L, e);
   luaL_setfuncs(L, fns, 1);
   lua_pushstring(L, e->plugin);
@@ -210,11 +351,19 @@ int rp_spec_run(const rp_config *cfg, const char *dir, FILE *out, int *passed, i
   *passed = *failed = 0;
   spec_env e;
   memset(&e, 0, sizeof e);
-  e.cfg = cfg;
+  e.instance_cfg = cfg;
+  e.local_cfg = *cfg;
+  e.local_plugins = cfg->plugins ? cJSON_Duplicate(cfg->plugins, 1) : cJSON_CreateObject();
+  if (!e.local_plugins) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+  e.local_cfg.plugins = e.local_plugins;
+  e.cfg = &e.local_cfg;
   e.dir = dir;
   e.out = out;
   int rc = uv_loop_init(&e.loop);
-  if (rc) return rp_err_set(err, RP_EIO, NULL, "libuv: %s", uv_strerror(rc));
+  if (rc) {
+    cJSON_Delete(e.local_plugins);
+    return rp_err_set(err, RP_EIO, NULL, "libuv: %s", uv_strerror(rc));
+  }
   rp_manifest *m = NULL;
   if ((rc = rp_manifest_load(dir, &m, err))) goto done;
   snprintf(e.plugin, sizeof e.plugin, "%s", m->name);
@@ -290,5 +439,6 @@ done:
   scratch_close(&e);
   while (uv_loop_close(&e.loop) == UV_EBUSY) uv_run(&e.loop, UV_RUN_NOWAIT);
   rp_clock_clear_fake();
+  cJSON_Delete(e.local_plugins);
   return rc;
 }
