@@ -370,9 +370,11 @@ both("rewards",
 both("reward_set",
   function(_, b) return ops.reward_set(b, now()) end,
   function(_, a, o)
+    local active -- nil: unchanged
+    if o.inactive then active = false elseif o.active then active = true end
     return ops.reward_set({ code = a[1], name = o.name, cost = o.cost, stock = o.stock,
                             per_customer = o["per-customer"], valid_days = o["valid-days"],
-                            active = (o.inactive and false) or (o.active and true) or nil }, now())
+                            active = active }, now())
   end)
 both("coupon_use",
   function(_, b) return ops.coupon_use(b.code, now()) end,

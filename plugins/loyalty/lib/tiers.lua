@@ -128,7 +128,8 @@ function M.review(cfg, now)
   local function run(sql, day, per_row)
     local after = math.mininteger
     while true do
-      local batch = crm.db.query(sql, after, cfg.batch, day, day * dates.DAY)
+      local batch = per_row and crm.db.query(sql, after, cfg.batch, day, day * dates.DAY)
+                             or crm.db.query(sql, after, cfg.batch)
       if #batch == 0 then break end
       crm.db.atomic(function()
         for _, m in ipairs(batch) do
