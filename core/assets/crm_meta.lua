@@ -282,3 +282,22 @@ function test.dead_letters() end
 ---@param customer_id integer
 ---@return table|nil
 function test.profile(customer_id) end
+---A fresh database with the plugin enabled, the clock at test.START; with
+---config, the plugin runs with these overrides of its config (checked as
+---rapport.json's are) until the next reset (each `it` starts with one).
+---@param opts? {config?: table}
+function test.reset(opts) end
+---Runs one of the plugin's commands as `rapport PLUGIN name` would (as the
+---plugin, in a transaction), then dispatches what it emitted; raises its error.
+---@param name string
+---@param args? string[]
+---@param options? table<string, string|boolean>
+---@return any value, string? text
+function test.command(name, args, options) end
+---Calls one of the plugin's routes as the HTTP API would (without the HTTP:
+---no key check), then dispatches what it emitted.
+---@param method string
+---@param path string
+---@param request? {body?: any, query?: table<string, string>, key_id?: integer, token?: table}
+---@return integer status, any body
+function test.route(method, path, request) end
