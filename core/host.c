@@ -945,36 +945,48 @@ static int profile_trampoline(lua_State *L) {
   return 1;
 }
 
-typedef struct route_call {
+/* table[handler](input) with two results, for routes and commands. */
+typedef struct entry_call {
   rp_plugin *p;
+  const char *table; /* "routes" or "commands" */
   const char *handler;
-  const cJSON *request;
-} route_call;
+  const cJSON *input;
+} entry_call;
 
-static int route_trampoline(lua_State *L) {
-  route_call *c = lua_touserdata(L, 1);
-  push_entry(L, c->p, "routes", c->handler);
-  rp_lua_push_json(L, c->request);
+static int entry_trampoline(lua_State *L) {
+  entry_call *c = lua_touserdata(L, 1);
+  push_entry(L, c->p, c->table, c->handler);
+  rp_lua_push_json(L, c->input);
   lua_call(L, 1, 2);
   return 2;
+}
+
+/* Calls table[handler](input) under p's budget, leaving its two results on
+ * the stack (RP_OK) or nothing (the error in err). */
+static int call_entry(rp_plugin *p, const char *table, const char *handler, const cJSON *input,
+                      rp_err *err) {
+  if (p->state != RP_PLUGIN_LOADED)
+    return rp_err_set(err, RP_ECONFLICT, p->name, "plugin '%s' is suspended or not loaded",
+                      p->name);
+  lua_State *L = rp_sandbox_lua(p->sb);
+  entry_call c = {p, table, handler, input};
+  lua_pushcfunction(L, entry_trampoline);
+  lua_pushlightuserdata(L, &c);
+  char what[96];
+  snprintf(what, sizeof what, "%s %s", strcmp(table, "routes") == 0 ? "route" : "command",
+           handler);
+  int rc = rp_sandbox_call(p->sb, 1, 2, p->instructions, what, err);
+  rp_plugin_reset_stmts(p);
+  return rc;
 }
 
 int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int *status,
                     cJSON **body, rp_err *err) {
   *status = 0;
   *body = NULL;
-  if (p->state != RP_PLUGIN_LOADED)
-    return rp_err_set(err, RP_ECONFLICT, p->name, "plugin '%s' is suspended or not loaded",
-                      p->name);
-  lua_State *L = rp_sandbox_lua(p->sb);
-  route_call c = {p, handler, request};
-  lua_pushcfunction(L, route_trampoline);
-  lua_pushlightuserdata(L, &c);
-  char what[96];
-  snprintf(what, sizeof what, "route %s", handler);
-  int rc = rp_sandbox_call(p->sb, 1, 2, p->instructions, what, err);
-  rp_plugin_reset_stmts(p);
+  int rc = call_entry(p, "routes", handler, request, err);
   if (rc) return rc;
+  lua_State *L = rp_sandbox_lua(p->sb);
   /* (status, body): status an integer 100..599 (default 200), body a table
    * or a string (JSON-encoded), nil for none. */
   int st = 200;
@@ -999,36 +1011,13 @@ void rp_plugin_set_caller(rp_plugin *p, const char *caller, const char *origin) 
   snprintf(p->caller_origin, sizeof p->caller_origin, "%s", origin ? origin : "");
 }
 
-typedef struct command_call {
-  rp_plugin *p;
-  const char *handler;
-  const cJSON *input;
-} command_call;
-
-static int command_trampoline(lua_State *L) {
-  command_call *c = lua_touserdata(L, 1);
-  push_entry(L, c->p, "commands", c->handler);
-  rp_lua_push_json(L, c->input);
-  lua_call(L, 1, 2);
-  return 2;
-}
-
 int rp_plugin_command(rp_plugin *p, const char *handler, const cJSON *input, cJSON **value,
                       char **text, rp_err *err) {
   *value = NULL;
   *text = NULL;
-  if (p->state != RP_PLUGIN_LOADED)
-    return rp_err_set(err, RP_ECONFLICT, p->name, "plugin '%s' is suspended or not loaded",
-                      p->name);
-  lua_State *L = rp_sandbox_lua(p->sb);
-  command_call c = {p, handler, input};
-  lua_pushcfunction(L, command_trampoline);
-  lua_pushlightuserdata(L, &c);
-  char what[96];
-  snprintf(what, sizeof what, "command %s", handler);
-  int rc = rp_sandbox_call(p->sb, 1, 2, p->instructions, what, err);
-  rp_plugin_reset_stmts(p);
+  int rc = call_entry(p, "commands", handler, input, err);
   if (rc) return rc;
+  lua_State *L = rp_sandbox_lua(p->sb);
   if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
     rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' command %s: returned a %s as its text",
                     p->name, handler, luaL_typename(L, -1));
