@@ -302,9 +302,10 @@ static int audit_record(lua_State *L) {
   const char *action = luaL_checkstring(L, 1);
   lua_Integer customer_id = luaL_checkinteger(L, 2);
   size_t nl = strlen(p->name);
-  const char *what = action + nl + 1;
-  int ok = strncmp(action, p->name, nl) == 0 && action[nl] == '.' && *what && strlen(action) <= 64;
-  for (const char *c = what; ok && *c; c++) ok = strchr("abcdefghijklmnopqrstuvwxyz0123456789_.", *c) != NULL;
+  int ok = strlen(action) <= 64 && strncmp(action, p->name, nl) == 0 && action[nl] == '.' &&
+           action[nl + 1] != '\0';
+  for (const char *c = action + nl + 1; ok && *c; c++)
+    ok = strchr("abcdefghijklmnopqrstuvwxyz0123456789_.", *c) != NULL;
   if (!ok)
     return luaL_error(L, "crm.audit.record: action '%s' must be '%s.<what>' ([a-z0-9_.], at most 64)",
                       action, p->name);

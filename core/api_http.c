@@ -1158,7 +1158,10 @@ static void plugin_route(call *c) {
     }
   }
   if (token_payload) cJSON_AddItemToObject(request, "token", token_payload);
-  if (c->key_id) cJSON_AddNumberToObject(request, "key_id", (double)c->key_id);
+  if (c->key_id) {
+    cJSON_AddNumberToObject(request, "key_id", (double)c->key_id);
+    cJSON_AddStringToObject(request, "role", c->role);
+  }
   rp_err err;
   rp_err_clear(&err);
   int status = 0;

@@ -222,8 +222,10 @@ static int random_code(lua_State *L) {
   size_t an = 0;
   const char *alphabet = luaL_optlstring(L, 2, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789", &an);
   if (len < 1 || len > 128) return luaL_error(L, "crm.random.code: length must be 1 to 128");
-  if (an < 2 || an > 256)
-    return luaL_error(L, "crm.random.code: the alphabet needs 2 to 256 characters");
+  int ascii = 1;
+  for (size_t i = 0; i < an; i++) ascii = ascii && (unsigned char)alphabet[i] >= 0x20 && (unsigned char)alphabet[i] < 0x7f;
+  if (an < 2 || an > 95 || !ascii)
+    return luaL_error(L, "crm.random.code: the alphabet needs 2 to 95 printable ASCII characters");
   char out[128];
   for (lua_Integer i = 0; i < len; i++) {
     uint64_t k;

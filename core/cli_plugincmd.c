@@ -42,10 +42,17 @@ static char *option_value(const char *v, char *problem, size_t size) {
   char *buf = malloc((1u << 20) + 1);
   size_t n = buf ? fread(buf, 1, 1u << 20, f) : 0;
   int too_big = buf && n == 1u << 20 && fgetc(f) != EOF;
+  int failed = ferror(f);
   fclose(f);
-  if (!buf || too_big) {
+  if (!buf || too_big || failed) {
     free(buf);
-    snprintf(problem, size, "'%s' is larger than 1 MiB", v + 1);
+    if (failed) snprintf(problem, size, "cannot read '%s'", v + 1);
+    else snprintf(problem, size, "'%s' is larger than 1 MiB", v + 1);
+    return NULL;
+  }
+  if (memchr(buf, '\0', n)) {
+    free(buf);
+    snprintf(problem, size, "'%s' is not text (it holds a NUL byte)", v + 1);
     return NULL;
   }
   buf[n] = '\0';
@@ -68,7 +75,11 @@ static cJSON *command_input(int argc, char **argv, char *problem, size_t size) {
       const char *eq = strchr(name, '=');
       char key[64];
       size_t kl = eq ? (size_t)(eq - name) : strlen(name);
-      if (kl >= sizeof key) kl = sizeof key - 1;
+      if (kl >= sizeof key) {
+        snprintf(problem, size, "option --%.20s...: names are at most 63 characters", name);
+        cJSON_Delete(in);
+        return NULL;
+      }
       memcpy(key, name, kl);
       key[kl] = '\0';
       cJSON_DeleteItemFromObjectCaseSensitive(opts, key);

@@ -76,6 +76,7 @@ static int t_reset(lua_State *L) {
   cJSON *over = NULL;
   if (lua_istable(L, 1) && lua_getfield(L, 1, "config") != LUA_TNIL) {
     over = rp_lua_to_json(L, -1, &err);
+    lua_pop(L, 1);
     if (!over || !cJSON_IsObject(over)) {
       cJSON_Delete(over);
       return luaL_error(L, "test.reset: config must be a table of settings");
@@ -182,11 +183,11 @@ static int t_profile(lua_State *L) {
 
 /* Runs fn in a transaction of its own, then dispatches what it emitted
  * (as test.emit does). */
-static int in_tx(spec_env *e, rp_plugin *p, int (*fn)(rp_plugin *, void *, rp_err *), void *arg,
-                 rp_err *err) {
+static int in_tx(spec_env *e, rp_plugin *p, const char *caller,
+                 int (*fn)(rp_plugin *, void *, rp_err *), void *arg, rp_err *err) {
   int rc = rp_store_tx_begin(e->store, err);
   if (rc) return rc;
-  rp_plugin_set_caller(p, "cli:spec", "local");
+  rp_plugin_set_caller(p, caller, "local");
   rc = fn(p, arg, err);
   rp_plugin_set_caller(p, NULL, NULL);
   if (rc == RP_OK) rc = rp_store_tx_commit(e->store, err);
@@ -235,19 +236,24 @@ static int t_command(lua_State *L) {
   }
   cJSON_AddItemToObject(a.input, "args", args);
   cJSON_AddItemToObject(a.input, "options", opts);
-  int rc = in_tx(e, p, call_command, &a, &err);
+  int rc = in_tx(e, p, "cli:spec", call_command, &a, &err);
   cJSON_Delete(a.input);
   if (rc) {
     free(a.text);
     cJSON_Delete(a.value);
     return luaL_error(L, "%s", err.msg);
   }
-  drain(L, e);
+  /* The results go onto the stack before the dispatch, which may raise. */
+  lua_pushstring(L, a.text ? a.text : "");
+  free(a.text);
+  if (!a.text) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
   if (a.value) rp_api_push_json_owned(L, a.value);
   else lua_pushnil(L);
-  if (a.text) lua_pushstring(L, a.text);
-  else lua_pushnil(L);
-  free(a.text);
+  lua_insert(L, -2); /* value, text */
+  drain(L, e);
   return 2;
 }
 
@@ -289,16 +295,20 @@ static int t_route(lua_State *L) {
   cJSON_AddStringToObject(a.request, "method", method);
   cJSON_AddStringToObject(a.request, "path", path);
   if (!cJSON_GetObjectItemCaseSensitive(a.request, "query")) cJSON_AddObjectToObject(a.request, "query");
-  int rc = in_tx(e, p, call_route, &a, &err);
+  /* Audit records name the key the request names, as over HTTP. */
+  const cJSON *key = cJSON_GetObjectItemCaseSensitive(a.request, "key_id");
+  char caller[32] = "token";
+  if (cJSON_IsNumber(key)) snprintf(caller, sizeof caller, "key:%.0f", key->valuedouble);
+  int rc = in_tx(e, p, caller, call_route, &a, &err);
   cJSON_Delete(a.request);
   if (rc) {
     cJSON_Delete(a.body);
     return luaL_error(L, "%s", err.msg);
   }
-  drain(L, e);
   lua_pushinteger(L, a.status);
   if (a.body) rp_api_push_json_owned(L, a.body);
   else lua_pushnil(L);
+  drain(L, e); /* after the results are on the stack: it may raise */
   return 2;
 }
 

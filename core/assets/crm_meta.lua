@@ -43,6 +43,7 @@ crm = {}
 ---@field body? any decoded JSON, or the raw text
 ---@field token? any the payload of the token (public routes)
 ---@field key_id? integer the API key (private routes)
+---@field role? "admin"|"operator"|"partner" the key's role (private routes)
 
 ---What a command receives: `rapport PLUGIN COMMAND ARGS... --NAME VALUE`.
 ---@class crm.CommandInput
@@ -76,7 +77,7 @@ function crm.tokens.issue(payload, ttl) end
 crm.random = {}
 ---A code of length characters (1 to 128) drawn uniformly from alphabet.
 ---@param length integer
----@param alphabet? string 2 to 256 characters; default "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+---@param alphabet? string 2 to 95 printable ASCII characters; default "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 ---@return string
 function crm.random.code(length, alphabet) end
 ---A uniform integer in [lo, hi].

@@ -30,35 +30,42 @@ local function member_for(cid, at)
   return (ledger.enroll(cfg, cid, at))
 end
 
+-- A property's value, nil for JSON null as for absent (crm.json.null is a
+-- value in Lua, and a true one).
+local function given(v)
+  if v == crm.json.null then return nil end
+  return v
+end
+
 local function amount_of(p, event)
-  local amount = math.tointeger(p.amount)
+  local amount = math.tointeger(given(p.amount))
   if amount == nil or amount < 0 then
     error(("event %d: properties.amount must be a non-negative integer (minor units), got %s")
-          :format(event.id, tostring(p.amount)), 0)
+          :format(event.id, tostring(given(p.amount))), 0)
   end
   return amount
 end
 
 local function currency_of(p, event)
-  local c = p.currency
+  local c = given(p.currency)
   if c == nil then
     local only, n = nil, 0
     for code in pairs(cfg.currencies) do only, n = code, n + 1 end
     if n == 1 then return only end
     error(("event %d: properties.currency is needed (the program has several currencies)"):format(event.id), 0)
   end
-  return c
+  return tostring(c)
 end
 
 local function on_purchase(event)
   local p = event.properties
-  local order_id = tostring(p.order_id or event.event_id or ("event:" .. event.id))
+  local order_id = tostring(given(p.order_id) or event.event_id or ("event:" .. event.id))
   if crm.db.value("SELECT 1 FROM loyalty_orders WHERE order_id = ?", order_id) then return end
   local amount, currency = amount_of(p, event), currency_of(p, event)
   local cid, at, now = event.customer_id, event.occurred_at, crm.time.now()
   local m = member_for(cid, at)
   if not m then return end
-  local items = type(p.items) == "table" and p.items or {}
+  local items = type(given(p.items)) == "table" and p.items or {}
   local points, parts = rules.purchase(cfg, {
     customer_id = cid, member = m, amount = amount, currency = currency, items = items,
     event = event, at = at,
@@ -83,40 +90,49 @@ local function on_purchase(event)
 end
 
 -- A refund or return reverses the points its order earned, in proportion
--- to the amount refunded (all of what is left when no amount is given):
--- first from the order's own lot, then from the lots that expire first.
--- Points already spent cannot be taken back below zero: what could not be
--- recovered is recorded in the ledger row's detail.
+-- to the amount refunded so far (all of what is left when no amount is
+-- given; a refund of a free order returns all of its points): first from
+-- the order's own lot, then from the lots that expire first. Points already
+-- spent cannot be taken back below zero: loyalty_refunds records what the
+-- refund wanted and what it took, and is what makes it apply once.
 local function on_refund(event)
   local p = event.properties
-  if p.order_id == nil then error(("event %d: properties.order_id names the order refunded"):format(event.id), 0) end
-  local o = crm.db.one("SELECT * FROM loyalty_orders WHERE order_id = ?", tostring(p.order_id))
+  local order_id = given(p.order_id)
+  if order_id == nil then error(("event %d: properties.order_id names the order refunded"):format(event.id), 0) end
+  local o = crm.db.one("SELECT * FROM loyalty_orders WHERE order_id = ?", tostring(order_id))
   if not o then return end -- an order that earned nothing here
+  local key = tostring(given(p.refund_id) or event.event_id or ("event:" .. event.id))
+  if crm.db.value("SELECT 1 FROM loyalty_refunds WHERE order_id = ? AND refund_key = ?", o.order_id, key) then
+    return
+  end
   local cid, now = o.customer_id, crm.time.now()
-  local source = "refund:" .. tostring(p.refund_id or event.event_id or event.id)
-  if ledger.find(cid, source) then return end
   local left = o.amount - o.refunded
-  local amount = p.amount ~= nil and amount_of(p, event) or left
-  amount = math.min(amount, left)
-  if amount <= 0 then return end
-  local refunded = o.refunded + amount
-  local target = o.amount > 0 and o.points * refunded // o.amount or o.points
-  local want = target - o.reversed
-  local spend_back = o.amount > 0 and o.spend * amount // o.amount or 0
-  crm.db.exec("UPDATE loyalty_orders SET refunded = ?, reversed = ? WHERE order_id = ?", refunded, target, o.order_id)
-  local m = ledger.member(cid)
+  local amount = given(p.amount) ~= nil and math.min(amount_of(p, event), left) or left
+  local refunded, target = o.refunded + amount, o.points
+  local spend_back = 0
+  if o.amount > 0 then
+    target = o.points * refunded // o.amount
+    spend_back = o.spend * refunded // o.amount - o.spend * o.refunded // o.amount
+  end
+  local want = math.max(0, target - o.reversed)
+  crm.db.exec("UPDATE loyalty_orders SET refunded = ?, reversed = ? WHERE order_id = ?",
+              refunded, math.max(target, o.reversed), o.order_id)
+  local taken = 0
   if want > 0 then
-    local _, taken = ledger.debit(cid, want, {
-      kind = "reverse", source = source, actor = "event:" .. event.id, at = event.occurred_at, now = now,
-      lot = o.lot_id, include_pending = true, partial = true,
+    taken = select(2, ledger.debit(cid, want, {
+      kind = "reverse", source = "refund:" .. o.order_id .. ":" .. key, actor = "event:" .. event.id,
+      at = event.occurred_at, now = now, lot = o.lot_id, include_pending = true, partial = true,
       reason = "refund of order " .. o.order_id,
       detail = { order_id = o.order_id, amount = amount, wanted = want },
-    })
+    }))
     if taken < want then
       crm.log.warn(("order %s: %d of %d point(s) to reverse were already spent"):format(o.order_id, want - taken, want))
     end
   end
-  if m then tiers.qualify(cfg, m, o.at, -want, -spend_back, now, source) end
+  crm.db.exec([[INSERT INTO loyalty_refunds(order_id, refund_key, customer_id, amount, wanted, taken, at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)]], o.order_id, key, cid, amount, want, taken, event.occurred_at)
+  local m = ledger.member(cid)
+  if m then tiers.qualify(cfg, m, o.at, -want, -spend_back, now, "refund:" .. o.order_id .. ":" .. key) end
 end
 
 function M.handlers.on_order(event)
@@ -129,17 +145,18 @@ end
 -- The referral rules give points to both, once per referred customer.
 function M.handlers.on_referral(event)
   local p = event.properties
-  local referrer = math.tointeger(p.referrer_id)
-  if not referrer and p.referrer_external_id then
+  local referrer = math.tointeger(given(p.referrer_id))
+  if not referrer and given(p.referrer_external_id) then
     referrer = crm.customers.find("external_id", tostring(p.referrer_external_id))
   end
   if not referrer then error(("event %d: properties.referrer_id or referrer_external_id names the referrer"):format(event.id), 0) end
   local referred, at = event.customer_id, event.occurred_at
   if referrer == referred then return end
-  local rm, dm = member_for(referrer, at), member_for(referred, at)
-  if dm and not dm.referred_by then
-    crm.db.exec("UPDATE loyalty_members SET referred_by = ? WHERE customer_id = ?", referrer, referred)
-  end
+  local dm = member_for(referred, at)
+  -- A customer is referred once: the first referral counts, for both sides.
+  if not dm or dm.referred_by then return end
+  local rm = member_for(referrer, at)
+  crm.db.exec("UPDATE loyalty_members SET referred_by = ? WHERE customer_id = ?", referrer, referred)
   local now = crm.time.now()
   local function give(m, field, source)
     if not m or ledger.find(m.customer_id, source) then return end
@@ -157,7 +174,8 @@ end
 
 -- loyalty.enroll: {birthday = "MM-DD"} optional.
 function M.handlers.on_enroll(event)
-  local md = event.properties.birthday and dates.parse_month_day(event.properties.birthday)
+  local b = given(event.properties.birthday)
+  local md = b and dates.parse_month_day(b)
   ledger.enroll(cfg, event.customer_id, event.occurred_at, md)
 end
 
@@ -297,7 +315,8 @@ end
 -- A route: runs op under a savepoint; a refusal becomes its status.
 local function route(fn)
   return function(req)
-    local ok, res = ops.attempt(fn, req, req.body or {}, req.query or {},
+    local body = type(req.body) == "table" and req.body or {}
+    local ok, res = ops.attempt(fn, req, body, req.query or {},
                                 req.key_id and ("key:" .. req.key_id) or "token")
     if ok then return 200, res end
     return res.status, { error = { code = res.code, message = res.message } }
@@ -368,7 +387,10 @@ both("rewards",
     return #lines > 0 and table.concat(lines, "\n") or "no rewards"
   end)
 both("reward_set",
-  function(_, b) return ops.reward_set(b, now()) end,
+  function(req, b)
+    ops.require_staff(req.role)
+    return ops.reward_set(b, now())
+  end,
   function(_, a, o)
     local active -- nil: unchanged
     if o.inactive then active = false elseif o.active then active = true end
@@ -384,7 +406,10 @@ both("rules",
   function() return ops.rules(cfg) end,
   function() return ops.rules(cfg) end)
 both("rule_set",
-  function(_, b) return ops.rule_set(b.name, b.source, b.remove == true, now()) end,
+  function(req, b)
+    ops.require_staff(req.role)
+    return ops.rule_set(b.name, b.source, b.remove == true, now())
+  end,
   function(_, a, o) return ops.rule_set(a[1], o.source, o.remove == true, now()) end,
   function(r) return ("lua rule %s %s"):format(r.name, r.removed and "removed" or "saved") end)
 
@@ -398,24 +423,43 @@ function M.profile(customer_id)
            tier_since = m.tier_since, joined_at = m.joined_at }
 end
 
+-- Every row, however many (crm.db.query stops at 10,000).
+local function all(sql, ...)
+  local out = {}
+  for r in crm.db.rows(sql, ...) do out[#out + 1] = r end
+  return crm.json.array(out)
+end
+
 function M.export(customer_id)
   local m = ledger.member(customer_id)
-  if not m then return nil end
+  local orders = all("SELECT * FROM loyalty_orders WHERE customer_id = ?", customer_id)
+  if not m and #orders == 0 then return nil end
   return {
-    member = m,
-    ledger = crm.db.query("SELECT * FROM loyalty_ledger WHERE customer_id = ? ORDER BY id", customer_id),
-    lots = crm.db.query("SELECT * FROM loyalty_lots WHERE customer_id = ? ORDER BY id", customer_id),
-    orders = crm.db.query("SELECT * FROM loyalty_orders WHERE customer_id = ?", customer_id),
-    coupons = crm.db.query("SELECT * FROM loyalty_coupons WHERE customer_id = ?", customer_id),
+    member = m or crm.json.null,
+    ledger = all("SELECT * FROM loyalty_ledger WHERE customer_id = ? ORDER BY id", customer_id),
+    lots = all("SELECT * FROM loyalty_lots WHERE customer_id = ? ORDER BY id", customer_id),
+    orders = orders,
+    refunds = all("SELECT * FROM loyalty_refunds WHERE customer_id = ?", customer_id),
+    coupons = all("SELECT * FROM loyalty_coupons WHERE customer_id = ?", customer_id),
+    qualifying_days = all("SELECT day, points, spend FROM loyalty_qual WHERE customer_id = ? ORDER BY day", customer_id),
+    rule_usage = all("SELECT rule, period, points FROM loyalty_rule_usage WHERE customer_id = ?", customer_id),
   }
 end
 
 -- Erasure keeps the ledger's anonymous totals (points issued, redeemed,
--- expired, per day) under customer 0 and forgets everything else.
+-- expired, per day) under customer 0 and forgets everything else, including
+-- the mentions of this customer in other members' rows (transfers,
+-- referrals).
 function M.erase(customer_id)
   crm.db.exec([[UPDATE loyalty_ledger SET customer_id = 0, source = NULL, reason = NULL, actor = NULL,
                                           detail = NULL WHERE customer_id = ?]], customer_id)
-  for _, t in ipairs({ "loyalty_lots", "loyalty_orders", "loyalty_coupons", "loyalty_qual",
+  crm.db.exec([[UPDATE loyalty_ledger SET source = NULL, reason = NULL, detail = NULL
+                WHERE kind = 'transfer' AND (json_extract(detail, '$.from') = ?1 OR json_extract(detail, '$.to') = ?1)]],
+              customer_id)
+  crm.db.exec([[UPDATE loyalty_ledger SET source = NULL, reason = NULL, detail = NULL
+                WHERE kind = 'earn' AND (source = 'referral:' || ?1 OR source = 'referred:' || ?1
+                                         OR reason = 'referred by customer ' || ?1)]], customer_id)
+  for _, t in ipairs({ "loyalty_lots", "loyalty_orders", "loyalty_refunds", "loyalty_coupons", "loyalty_qual",
                        "loyalty_rule_usage", "loyalty_members" }) do
     crm.db.exec("DELETE FROM " .. t .. " WHERE customer_id = ?", customer_id)
   end

@@ -6,7 +6,8 @@
 . "$(dirname "$0")/lib.sh" "$@"
 
 cat >"$TMP/rapport.json" <<'EOF'
-{ "plugins": { "loyalty": { "rules": [ { "name": "big_basket", "type": "lua", "rule": "big_basket" } ] } } }
+{ "plugins": { "loyalty": { "allow_transfers": true,
+                             "rules": [ { "name": "big_basket", "type": "lua", "rule": "big_basket" } ] } } }
 EOF
 assert_exit 0 "$RAPPORT" init --enable loyalty
 cat >"$TMP/rule.lua" <<'EOF'
@@ -74,10 +75,12 @@ assert_exit 0 "$RAPPORT" audit verify
 
 # --- data-subject requests -------------------------------------------------------------
 ERASE=$(cid LOY-ERASE-5521)
+assert_exit 0 "$RAPPORT" loyalty transfer LOY-ERASE-5521 LOY-KEEP-8830 10
+assert_eq "$(sql "SELECT count(*) FROM loyalty_ledger WHERE customer_id = $KEEP AND reason = 'from customer $ERASE'")" 1 "transfer names the sender"
 TOTAL=$(sql "SELECT sum(points) FROM loyalty_ledger")
 assert_exit 0 "$RAPPORT" gdpr export LOY-ERASE-5521 --out "$TMP/export.json"
 DOC=$(cat "$TMP/export.json")
-assert_eq "$(json_get "$DOC" plugins.loyalty.member.balance)" 180 "exported balance"
+assert_eq "$(json_get "$DOC" plugins.loyalty.member.balance)" 170 "exported balance"
 assert_contains "$DOC" "zq-secret-reason"
 assert_contains "$DOC" "$COUPON"
 assert_exit 0 "$RAPPORT" gdpr erase LOY-ERASE-5521 --yes
@@ -85,12 +88,13 @@ assert_eq "$(sql "SELECT count(*) FROM loyalty_members WHERE customer_id = $ERAS
 assert_eq "$(sql "SELECT count(*) FROM loyalty_ledger WHERE customer_id = $ERASE")" 0 "ledger detached"
 assert_eq "$(sql "SELECT sum(points) FROM loyalty_ledger")" "$TOTAL" "anonymous totals kept"
 assert_eq "$(sql "SELECT count(*) FROM loyalty_coupons WHERE customer_id = $ERASE")" 0 "coupons erased"
+assert_eq "$(sql "SELECT count(*) FROM loyalty_ledger WHERE reason LIKE '%customer $ERASE' OR json_extract(detail, '$.from') = $ERASE OR json_extract(detail, '$.to') = $ERASE")" 0 "no mention left in other rows"
 for f in "$RAPPORT_DB" "$RAPPORT_DB-wal"; do
   [ -f "$f" ] || continue
   grep -c "zq-secret-reason" "$f" >/dev/null && fail "the erased reason is still in $f"
 done
 assert_exit 0 "$RAPPORT" --json loyalty balance LOY-KEEP-8830
-assert_eq "$(json_get "$OUT" balance)" 105 "the other member is untouched"
+assert_eq "$(json_get "$OUT" balance)" 115 "the other member keeps what they hold"
 assert_exit 0 "$RAPPORT" audit verify
 
 echo "loyalty: ok"

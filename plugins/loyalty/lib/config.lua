@@ -43,12 +43,13 @@ function M.load(c)
     expiry_ms = int(c.expiry_days or 365, "expiry_days", 1) * 86400000,
     window_days = int(c.tier_window_days or 365, "tier_window_days", 1),
     allow_transfers = c.allow_transfers == true,
-    batch = int(c.job_batch or 10000, "job_batch", 1),
+    batch = int(c.job_batch or 10000, "job_batch", 1),  -- at most 10,000: crm.db.query's page
     currencies = {},
     tiers = {},
     rules = {},
     reminder_days = {},
   }
+  if cfg.batch > 10000 then fail("job_batch", "must be at most 10000") end
   if type(c.currencies) ~= "table" or next(c.currencies) == nil then
     fail("currencies", "must name at least one currency: {\"EUR\": {\"points\": 1, \"per\": 100}}")
   end

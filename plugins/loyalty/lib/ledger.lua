@@ -45,11 +45,14 @@ function M.enroll(cfg, cid, at, birth_md)
   return M.member(cid), true
 end
 
--- Points spendable now (lots active by now), and points still pending.
+-- Points spendable now (lots active by now, not expired: a lot past its
+-- expiry is not spendable even before the nightly job records it), and
+-- points still pending.
 function M.available(cid, now)
   local r = crm.db.one([[SELECT coalesce(sum(CASE WHEN active_at <= ?2 THEN remaining END), 0) AS available,
                                 coalesce(sum(CASE WHEN active_at > ?2 THEN remaining END), 0) AS pending
-                         FROM loyalty_lots WHERE customer_id = ?1 AND remaining > 0]], cid, now)
+                         FROM loyalty_lots WHERE customer_id = ?1 AND remaining > 0 AND expires_at > ?2]],
+                       cid, now)
   return r.available, r.pending
 end
 
@@ -71,8 +74,8 @@ function M.credit(cid, points, o)
 end
 
 -- Takes up to want points from cid's lots: first from o.lot (when given),
--- then from the lots that expire first (only spendable ones unless
--- o.include_pending). All or nothing unless o.partial. Returns the points
+-- then from the unexpired lots that expire first (only spendable ones
+-- unless o.include_pending). All or nothing unless o.partial. Returns the points
 -- taken and the parts {lot, points, expires_at}.
 function M.take(cid, want, o)
   local taken, parts = 0, {}
@@ -94,7 +97,7 @@ function M.take(cid, want, o)
   while taken < want do
     local lots = crm.db.query([[SELECT id, remaining, expires_at FROM loyalty_lots
                                 WHERE customer_id = ?1 AND remaining > 0 AND (?2 OR active_at <= ?3)
-                                  AND (expires_at, id) > (?4, ?5)
+                                  AND expires_at > ?3 AND (expires_at, id) > (?4, ?5)
                                 ORDER BY expires_at, id LIMIT 200]],
                               cid, o.include_pending == true, o.now, after_exp, after_id)
     if #lots == 0 then break end

@@ -10,19 +10,35 @@ local tiers = require("lib.tiers")
 local M = {}
 local refuse = ledger.refuse
 
--- The customer a reference names: an id (a number or its text), or any
--- other text as an external id. Merged-away ids give their survivor.
+-- The customer a reference names: a number, "id:N" or "#N" is an id; other
+-- text is an external id (and all-digit text that is nobody's external id,
+-- an id). A merged-away id gives its survivor, unless it is a member itself
+-- (its points stay on it; see docs/loyalty.md).
 function M.customer(ref)
-  local id = math.tointeger(ref) or math.tointeger(tonumber(ref or ""))
-  if id then
-    local c = crm.db.one("SELECT id, merged_into FROM customers WHERE id = ?", id)
-    if not c then refuse(404, "not_found", ("no customer %d"):format(id)) end
-    return c.merged_into or c.id
+  if ref == crm.json.null then ref = nil end
+  local id = math.type(ref) == "integer" and ref or nil
+  if type(ref) == "string" then
+    local n = ref:match("^id:(%d+)$") or ref:match("^#(%d+)$")
+    if n then
+      id = math.tointeger(tonumber(n))
+    elseif ref ~= "" then
+      local found = crm.customers.find("external_id", ref)
+      if found then return found end
+      if ref:match("^%d+$") then id = math.tointeger(tonumber(ref)) end
+      if not id then refuse(404, "not_found", ("no customer with external id '%s'"):format(ref)) end
+    end
   end
-  if type(ref) ~= "string" or ref == "" then refuse(422, "invalid", "customer: an id or an external id is needed") end
-  local found = crm.customers.find("external_id", ref)
-  if not found then refuse(404, "not_found", ("no customer with external id '%s'"):format(ref)) end
-  return found
+  if not id then refuse(422, "invalid", "customer: an id or an external id is needed") end
+  local c = crm.db.one("SELECT id, merged_into FROM customers WHERE id = ?", id)
+  if not c then refuse(404, "not_found", ("no customer %d"):format(id)) end
+  if c.merged_into and not ledger.member(c.id) then return c.merged_into end
+  return c.id
+end
+
+-- Changing the program (rewards, Lua rules) is for admin and operator keys
+-- and local users, not for partners.
+function M.require_staff(role)
+  if role == "partner" then refuse(403, "denied", "a partner key may not change the program") end
 end
 
 local function points_arg(v, field, allow_negative)
@@ -198,14 +214,18 @@ function M.reward_set(o, now)
   if type(name) ~= "string" or name == "" then refuse(422, "invalid", "name: required for a new reward") end
   local cost = opt_int(o.cost, "cost", 1) or (cur and cur.cost)
   if not cost then refuse(422, "invalid", "cost: required for a new reward") end
-  local stock = o.stock == "unlimited" and crm.json.null or opt_int(o.stock, "stock", 0)
-  if stock == nil then stock = cur and cur.stock end
-  if stock == crm.json.null then stock = nil end
-  local per = opt_int(o.per_customer, "per_customer", 1)
-  if per == nil then per = cur and cur.per_customer end
+  -- stock: a number, "unlimited" or JSON null (no limit), or absent (unchanged)
+  local unlimited = o.stock == "unlimited" or o.stock == crm.json.null
+  local stock = not unlimited and opt_int(o.stock, "stock", 0) or nil
+  if stock == nil and not unlimited and o.stock == nil then stock = cur and cur.stock end
+  local per = o.per_customer ~= crm.json.null and opt_int(o.per_customer, "per_customer", 1) or nil
+  if per == nil and o.per_customer == nil then per = cur and cur.per_customer end
   local valid = opt_int(o.valid_days, "valid_days", 1) or (cur and cur.valid_days) or 90
   local active = o.active
-  if active == nil then active = cur == nil or cur.active == 1 end
+  if active == 0 or active == "0" or active == "false" then active = false end
+  if active == 1 or active == "1" or active == "true" then active = true end
+  if active == nil or active == crm.json.null then active = cur == nil or cur.active == 1 end
+  if type(active) ~= "boolean" then refuse(422, "invalid", "active: true or false") end
   crm.db.exec([[INSERT INTO loyalty_rewards(code, name, cost, stock, per_customer, valid_days, active, created_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                 ON CONFLICT(code) DO UPDATE SET name = ?2, cost = ?3, stock = ?4, per_customer = ?5,

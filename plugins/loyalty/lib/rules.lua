@@ -7,12 +7,21 @@ local M = {}
 
 -- ---- Lua rules ----------------------------------------------------------------
 
--- What a Lua rule sees: the crm API (with this plugin's permissions) and
--- the pure parts of the standard library. It cannot reach the plugin's
--- own modules or globals.
+-- A copy of a table of functions one level deep: a rule may change its
+-- copy, never the plugin's own.
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = type(v) == "table" and copy(v) or v end
+  return c
+end
+
+-- What a Lua rule sees: copies of the crm API (with this plugin's
+-- permissions) and of the pure parts of the standard library. Changing
+-- them changes nothing outside the rule; it cannot reach the plugin's own
+-- modules or globals.
 local function rule_env()
   return {
-    crm = crm, math = math, string = string, table = table, utf8 = utf8,
+    crm = copy(crm), math = copy(math), string = copy(string), table = copy(table), utf8 = copy(utf8),
     pairs = pairs, ipairs = ipairs, next = next, select = select, type = type,
     tostring = tostring, tonumber = tonumber, error = error, assert = assert,
     pcall = pcall, os = { time = os.time, date = os.date },
@@ -32,17 +41,17 @@ function M.compile(name, source)
   return fn
 end
 
-local compiled = {} -- name -> {at = updated_at, fn = function}
+local compiled = {} -- name -> {source = text, fn = function}
 
--- The function of the Lua rule called name, compiled once per change.
+-- The function of the Lua rule called name, compiled once per source text.
 function M.lua_rule(name)
-  local row = crm.db.one("SELECT source, updated_at FROM loyalty_lua_rules WHERE name = ?", name)
-  if not row then error(("lua rule '%s' is not defined (rapport loyalty rule-set %s --source @FILE)"):format(name, name), 0) end
+  local source = crm.db.value("SELECT source FROM loyalty_lua_rules WHERE name = ?", name)
+  if not source then error(("lua rule '%s' is not defined (rapport loyalty rule-set %s --source @FILE)"):format(name, name), 0) end
   local c = compiled[name]
-  if c and c.at == row.updated_at then return c.fn end
-  local fn, err = M.compile(name, row.source)
+  if c and c.source == source then return c.fn end
+  local fn, err = M.compile(name, source)
   if not fn then error(err, 0) end
-  compiled[name] = { at = row.updated_at, fn = fn }
+  compiled[name] = { source = source, fn = fn }
   return fn
 end
 

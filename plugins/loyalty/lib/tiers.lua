@@ -128,10 +128,11 @@ function M.review(cfg, now)
   local function run(sql, day, per_row)
     local after = math.mininteger
     while true do
-      local batch = per_row and crm.db.query(sql, after, cfg.batch, day, day * dates.DAY)
-                             or crm.db.query(sql, after, cfg.batch)
-      if #batch == 0 then break end
-      crm.db.atomic(function()
+      -- The page is read inside its atomic block: the host may run events
+      -- between two blocks, and a member upgraded meanwhile must be seen so.
+      local n = crm.db.atomic(function()
+        local batch = per_row and crm.db.query(sql, after, cfg.batch, day, day * dates.DAY)
+                               or crm.db.query(sql, after, cfg.batch)
         for _, m in ipairs(batch) do
           local to = policy_tier(cfg, m, m.computed, day)
           if to ~= m.tier then
@@ -140,8 +141,10 @@ function M.review(cfg, now)
           end
           if per_row then per_row(m) end
         end
+        if #batch > 0 then after = batch[#batch].customer_id end
+        return #batch
       end)
-      after = batch[#batch].customer_id
+      if n == 0 then break end
     end
   end
   if cfg.downgrade == "reevaluate" then

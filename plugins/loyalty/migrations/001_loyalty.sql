@@ -28,8 +28,11 @@ CREATE INDEX loyalty_members_anniv ON loyalty_members(anniv_md);
 CREATE INDEX loyalty_members_birth ON loyalty_members(birth_md) WHERE birth_md IS NOT NULL;
 
 -- Every change of points: earn, redeem, expire, adjust, reverse, transfer.
--- Append-only (triggers below); erasure may only detach a row from its
--- customer (customer_id 0, texts cleared), keeping anonymous totals.
+-- Append-only (triggers below). Erasure may only detach a row from its
+-- customer (customer_id 0) and clear its texts (source, reason, actor,
+-- detail), here or in other members' rows that name the erased customer
+-- (a transfer's "from customer N"): points, kind, time and lot stay, so
+-- the program's totals stay true.
 CREATE TABLE loyalty_ledger(
   id INTEGER PRIMARY KEY,
   customer_id INTEGER NOT NULL,
@@ -39,8 +42,8 @@ CREATE TABLE loyalty_ledger(
   lot_id INTEGER,             -- the lot an earn, adjust or transfer created, or an expiry emptied
   source TEXT,                -- what caused it, unique per customer: the idempotency key
   reason TEXT,
-  actor TEXT,                 -- 'event:<id>', 'job:<name>', 'key:<id>', 'cli:<user>'
-  detail TEXT,                -- JSON: points per rule, lots consumed, unrecovered points
+  actor TEXT,                 -- 'event:<id>', 'job:<name>', 'key:<id>', 'token', 'cli'
+  detail TEXT,                -- JSON: points per rule, lots consumed, points not recovered
   at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX loyalty_ledger_source ON loyalty_ledger(customer_id, source)
@@ -54,9 +57,13 @@ CREATE TRIGGER loyalty_ledger_no_delete BEFORE DELETE ON loyalty_ledger BEGIN
   SELECT RAISE(ABORT, 'the loyalty ledger is append-only');
 END;
 CREATE TRIGGER loyalty_ledger_no_update BEFORE UPDATE ON loyalty_ledger
-WHEN NOT (NEW.id = OLD.id AND NEW.customer_id = 0 AND NEW.kind = OLD.kind AND
-          NEW.points = OLD.points AND NEW.at = OLD.at AND NEW.lot_id IS OLD.lot_id AND
-          NEW.source IS NULL AND NEW.reason IS NULL AND NEW.actor IS NULL AND NEW.detail IS NULL)
+WHEN NOT (NEW.id = OLD.id AND NEW.kind = OLD.kind AND NEW.points = OLD.points AND
+          NEW.at = OLD.at AND NEW.lot_id IS OLD.lot_id AND
+          (NEW.customer_id = OLD.customer_id OR NEW.customer_id = 0) AND
+          (NEW.source IS NULL OR NEW.source IS OLD.source) AND
+          (NEW.reason IS NULL OR NEW.reason IS OLD.reason) AND
+          (NEW.actor IS NULL OR NEW.actor IS OLD.actor) AND
+          (NEW.detail IS NULL OR NEW.detail IS OLD.detail))
 BEGIN
   SELECT RAISE(ABORT, 'the loyalty ledger is append-only');
 END;
@@ -95,6 +102,21 @@ CREATE TABLE loyalty_orders(
   at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX loyalty_orders_customer ON loyalty_orders(customer_id);
+
+-- Refunds applied, keyed per order: the idempotency record of a refund
+-- even when it reversed nothing (the points were already spent), with what
+-- it should have reversed and what it could.
+CREATE TABLE loyalty_refunds(
+  order_id TEXT NOT NULL,
+  refund_key TEXT NOT NULL,
+  customer_id INTEGER NOT NULL,
+  amount INTEGER NOT NULL,
+  wanted INTEGER NOT NULL,
+  taken INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (order_id, refund_key)
+) WITHOUT ROWID;
+CREATE INDEX loyalty_refunds_customer ON loyalty_refunds(customer_id);
 
 -- Qualifying points and spend per customer and day, for the rolling tier
 -- window: the nightly job takes the days that leave the window off

@@ -31,7 +31,8 @@ describe("crm.random", function()
     end
     assert.matches("^[ab]+$", crm.random.code(64, "ab"))
     assert.has_error(function() crm.random.code(0) end, "length must be 1 to 128")
-    assert.has_error(function() crm.random.code(5, "a") end, "2 to 256")
+    assert.has_error(function() crm.random.code(5, "a") end, "2 to 95 printable ASCII")
+    assert.has_error(function() crm.random.code(5, "äö") end, "ASCII")
   end)
 
   it("draws integers in the closed range, each value reachable", function()
