@@ -79,6 +79,8 @@ static int install(lua_State *L) {
   lua_setfield(L, -2, "audit");
   rp_api_push_random(L);
   lua_setfield(L, -2, "random");
+  rp_api_push_csv(L);
+  lua_setfield(L, -2, "csv");
   lua_setglobal(L, "crm");
   return 0;
 }

@@ -17,8 +17,8 @@
 #include "err.h"
 #include "hostint.h"
 
-/* Version of the host API, reported as crm.api_version ("1.1"). */
-#define RP_API_VERSION "1.1"
+/* Version of the host API, reported as crm.api_version ("1.2"). */
+#define RP_API_VERSION "1.2"
 
 /* Installs the global `crm` table into p's sandbox (protected; fails only on
  * memory). */
@@ -35,6 +35,7 @@ void rp_api_push_time(lua_State *L);
 void rp_api_push_tokens(lua_State *L);
 void rp_api_push_audit(lua_State *L);  /* api_customers.c */
 void rp_api_push_random(lua_State *L); /* api_util.c */
+void rp_api_push_csv(lua_State *L);    /* api_csv.c */
 
 /* ---- helpers for the bindings --------------------------------------------- */
 

@@ -300,7 +300,8 @@ static int cust_each(lua_State *L) {
 static int audit_record(lua_State *L) {
   rp_plugin *p = rp_api_plugin(L);
   const char *action = luaL_checkstring(L, 1);
-  lua_Integer customer_id = luaL_checkinteger(L, 2);
+  /* nil: an action on no one customer (a segment exported, a rule changed). */
+  lua_Integer customer_id = lua_isnoneornil(L, 2) ? 0 : luaL_checkinteger(L, 2);
   size_t nl = strlen(p->name);
   int ok = strlen(action) <= 64 && strncmp(action, p->name, nl) == 0 && action[nl] == '.' &&
            action[nl + 1] != '\0';
@@ -309,7 +310,8 @@ static int audit_record(lua_State *L) {
   if (!ok)
     return luaL_error(L, "crm.audit.record: action '%s' must be '%s.<what>' ([a-z0-9_.], at most 64)",
                       action, p->name);
-  if (customer_id <= 0) return luaL_error(L, "crm.audit.record: customer_id must be positive");
+  if (customer_id < 0 || (customer_id == 0 && !lua_isnoneornil(L, 2)))
+    return luaL_error(L, "crm.audit.record: customer_id must be positive (or nil for none)");
   cJSON *fields = NULL;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);

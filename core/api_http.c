@@ -1166,6 +1166,7 @@ static void plugin_route(call *c) {
   rp_err_clear(&err);
   int status = 0;
   cJSON *out = NULL;
+  const char *text_type = NULL;
   /* Audit records made by the route name who called it and from where. */
   char caller[32], origin[48];
   if (c->key_id) snprintf(caller, sizeof caller, "key:%" PRId64, c->key_id);
@@ -1174,7 +1175,7 @@ static void plugin_route(call *c) {
   rp_plugin_set_caller(p, caller, origin);
   int rc = rp_store_tx_begin(c->api->store, &err);
   if (rc == RP_OK) {
-    rc = rp_plugin_route(p, route->handler, request, &status, &out, &err);
+    rc = rp_plugin_route(p, route->handler, request, &status, &out, &text_type, &err);
     if (rc == RP_OK) rc = rp_store_tx_commit(c->api->store, &err);
     if (rc) rp_store_tx_rollback(c->api->store);
   }
@@ -1187,6 +1188,16 @@ static void plugin_route(call *c) {
     return;
   }
   rp_runtime_kick(c->api->rt); /* it may have emitted events */
+  if (text_type) { /* text as the plugin wrote it (a CSV export, ...) */
+    char *text = out->valuestring;
+    out->valuestring = NULL; /* taken: cJSON_Delete skips a NULL string */
+    cJSON_Delete(out);
+    c->res->status = status;
+    c->res->content_type = text_type;
+    c->res->body = text;
+    c->res->body_len = strlen(text);
+    return;
+  }
   if (!out) out = cJSON_CreateObject();
   reply_json(c, status, out);
 }

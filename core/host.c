@@ -945,64 +945,103 @@ static int profile_trampoline(lua_State *L) {
   return 1;
 }
 
-/* table[handler](input) with two results, for routes and commands. */
+/* table[handler](input) with nresults results, for routes (3) and commands (2). */
 typedef struct entry_call {
   rp_plugin *p;
   const char *table; /* "routes" or "commands" */
   const char *handler;
   const cJSON *input;
+  int nresults;
 } entry_call;
 
 static int entry_trampoline(lua_State *L) {
   entry_call *c = lua_touserdata(L, 1);
   push_entry(L, c->p, c->table, c->handler);
   rp_lua_push_json(L, c->input);
-  lua_call(L, 1, 2);
-  return 2;
+  lua_call(L, 1, c->nresults);
+  return c->nresults;
 }
 
-/* Calls table[handler](input) under p's budget, leaving its two results on
- * the stack (RP_OK) or nothing (the error in err). */
+/* Calls table[handler](input) under p's budget, leaving its nresults
+ * results on the stack (RP_OK) or nothing (the error in err). */
 static int call_entry(rp_plugin *p, const char *table, const char *handler, const cJSON *input,
-                      rp_err *err) {
+                      int nresults, rp_err *err) {
   if (p->state != RP_PLUGIN_LOADED)
     return rp_err_set(err, RP_ECONFLICT, p->name, "plugin '%s' is suspended or not loaded",
                       p->name);
   lua_State *L = rp_sandbox_lua(p->sb);
-  entry_call c = {p, table, handler, input};
+  entry_call c = {p, table, handler, input, nresults};
   lua_pushcfunction(L, entry_trampoline);
   lua_pushlightuserdata(L, &c);
   char what[96];
   snprintf(what, sizeof what, "%s %s", strcmp(table, "routes") == 0 ? "route" : "command",
            handler);
-  int rc = rp_sandbox_call(p->sb, 1, 2, p->instructions, what, err);
+  int rc = rp_sandbox_call(p->sb, 1, nresults, p->instructions, what, err);
   rp_plugin_reset_stmts(p);
   return rc;
 }
 
+/* The media types a route may answer text in. A fixed list, not the
+ * plugin's string: the header is written as is, and a plugin must not be
+ * able to serve HTML (script) from the API's origin. */
+static const char *const route_text_types[][2] = {
+    {"text/csv", "text/csv; charset=utf-8"},
+    {"text/plain", "text/plain; charset=utf-8"},
+    {"application/x-ndjson", "application/x-ndjson"},
+};
+
 int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int *status,
-                    cJSON **body, rp_err *err) {
+                    cJSON **body, const char **content_type, rp_err *err) {
   *status = 0;
   *body = NULL;
-  int rc = call_entry(p, "routes", handler, request, err);
+  *content_type = NULL;
+  int rc = call_entry(p, "routes", handler, request, 3, err);
   if (rc) return rc;
   lua_State *L = rp_sandbox_lua(p->sb);
-  /* (status, body): status an integer 100..599 (default 200), body a table
-   * or a string (JSON-encoded), nil for none. */
+  /* (status, body [, content_type]): status an integer 100..599 (default
+   * 200); body a table or a string (JSON-encoded), nil for none; with a
+   * content type, body is the text itself. */
   int st = 200;
-  if (lua_isinteger(L, -2)) st = (int)lua_tointeger(L, -2);
-  else if (!lua_isnil(L, -2))
+  if (lua_isinteger(L, -3)) st = (int)lua_tointeger(L, -3);
+  else if (!lua_isnil(L, -3))
     rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' route %s: returned a %s as status",
-                    p->name, handler, luaL_typename(L, -2));
+                    p->name, handler, luaL_typename(L, -3));
   if (rc == RP_OK && (st < 100 || st > 599))
     rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' route %s: status %d out of range",
                     p->name, handler, st);
   if (rc == RP_OK && !lua_isnil(L, -1)) {
-    *body = rp_lua_to_json(L, -1, err);
+    const char *want = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    for (size_t i = 0; i < sizeof route_text_types / sizeof route_text_types[0]; i++)
+      if (strcmp(want, route_text_types[i][0]) == 0) *content_type = route_text_types[i][1];
+    if (!*content_type)
+      rc = rp_err_set(err, RP_EPLUGIN, NULL,
+                      "plugin '%s' route %s: content type must be text/csv, text/plain or "
+                      "application/x-ndjson",
+                      p->name, handler);
+    else if (lua_type(L, -2) != LUA_TSTRING)
+      rc = rp_err_set(err, RP_EPLUGIN, NULL,
+                      "plugin '%s' route %s: a body with a content type must be a string, not a %s",
+                      p->name, handler, luaL_typename(L, -2));
+    else {
+      size_t len;
+      const char *text = lua_tolstring(L, -2, &len);
+      if (memchr(text, 0, len))
+        rc = rp_err_set(err, RP_EPLUGIN, NULL, "plugin '%s' route %s: the text holds a NUL byte",
+                        p->name, handler);
+      else if (!(*body = cJSON_CreateString(text)))
+        rc = rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+    }
+  } else if (rc == RP_OK && !lua_isnil(L, -2)) {
+    *body = rp_lua_to_json(L, -2, err);
     if (!*body) rc = rp_err_prefix(err, "plugin '%s' route %s: ", p->name, handler);
   }
-  lua_pop(L, 2);
+  lua_pop(L, 3);
   if (rc == RP_OK) *status = st;
+  else {
+    cJSON_Delete(*body);
+    *body = NULL;
+    *content_type = NULL;
+  }
   return rc;
 }
 
@@ -1015,7 +1054,7 @@ int rp_plugin_command(rp_plugin *p, const char *handler, const cJSON *input, cJS
                       char **text, rp_err *err) {
   *value = NULL;
   *text = NULL;
-  int rc = call_entry(p, "commands", handler, input, err);
+  int rc = call_entry(p, "commands", handler, input, 2, err);
   if (rc) return rc;
   lua_State *L = rp_sandbox_lua(p->sb);
   if (!lua_isnil(L, -1) && !lua_isstring(L, -1))

@@ -106,10 +106,13 @@ int rp_plugin_profile(rp_plugin *p, int64_t customer_id, cJSON **out, rp_err *er
 
 /* Calls routes[handler](request) (request: a JSON object, borrowed) in the
  * caller's transaction under the plugin's budget; the route returns
- * (status, body). *status 100..599 (200 when the route returned none);
- * *body (NULL for none) owned by the caller. */
+ * (status, body [, content_type]). *status 100..599 (200 when the route
+ * returned none); *body (NULL for none) owned by the caller. When the route
+ * named a content type (text/csv, text/plain, application/x-ndjson),
+ * *content_type is the static header value to send and *body a JSON string
+ * holding the text to send as is; else *content_type is NULL. */
 int rp_plugin_route(rp_plugin *p, const char *handler, const cJSON *request, int *status,
-                    cJSON **body, rp_err *err);
+                    cJSON **body, const char **content_type, rp_err *err);
 
 /* Who the next route or command calls act for, and from where (both
  * copied; NULL clears): the audit records of the calls name the caller

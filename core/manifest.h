@@ -16,7 +16,7 @@
 /* The host API this binary implements: a plugin's "api" must have the same
  * major and a minor no greater than this. */
 #define RP_API_MAJOR 1
-#define RP_API_MINOR 1
+#define RP_API_MINOR 2
 
 typedef struct rp_subscription {
   char *pattern; /* "order.placed", "order.*" or "*" */

@@ -239,6 +239,13 @@ static const char v8_audit_buckets[] =
     "DROP TABLE audit_customers;\n"
     "ALTER TABLE audit_customers_v8 RENAME TO audit_customers;\n";
 
+/* The feed of profile changes: every change of a customer's attributes,
+ * identities or consent, and every merge, moves customers.updated_at;
+ * plugins that keep something derived from profiles (segments) read the
+ * customers changed since they last looked, in this order. */
+static const char v9_customers_updated[] =
+    "CREATE INDEX customers_updated ON customers(updated_at);\n";
+
 const rp_migration rp_core_migrations[] = {
     {1, "core", v1_core},
     {2, "api_keys", v2_api_keys},
@@ -248,5 +255,6 @@ const rp_migration rp_core_migrations[] = {
     {6, "view_indexes", v6_view_indexes},
     {7, "audit_customers", v7_audit_customers},
     {8, "audit_buckets", v8_audit_buckets},
+    {9, "customers_updated", v9_customers_updated},
     {0, NULL, NULL},
 };

@@ -262,15 +262,16 @@ typedef struct route_args {
   cJSON *request;
   int status;
   cJSON *body;
+  const char *content_type;
 } route_args;
 
 static int call_route(rp_plugin *p, void *arg, rp_err *err) {
   route_args *a = arg;
-  return rp_plugin_route(p, a->handler, a->request, &a->status, &a->body, err);
+  return rp_plugin_route(p, a->handler, a->request, &a->status, &a->body, &a->content_type, err);
 }
 
 /* test.route(method, path [, {body =, query =, key_id =, token =}]) ->
- * status, body: calls the plugin's route as the HTTP API would (without
+ * status, body, content_type (nil for JSON): calls the plugin's route as the HTTP API would (without
  * the HTTP: no authentication, no JSON text). */
 static int t_route(lua_State *L) {
   spec_env *e = env_of(L);
@@ -278,7 +279,7 @@ static int t_route(lua_State *L) {
   const char *path = luaL_checkstring(L, 2);
   rp_plugin *p = rp_host_plugin(e->host, e->plugin);
   const rp_manifest *m = p ? rp_plugin_manifest(p) : NULL;
-  route_args a = {NULL, NULL, 0, NULL};
+  route_args a = {NULL, NULL, 0, NULL, NULL};
   for (size_t i = 0; m && i < m->n_routes; i++)
     if (strcmp(m->routes[i].path, path) == 0 && strcmp(m->routes[i].method, method) == 0)
       a.handler = m->routes[i].handler;
@@ -308,8 +309,10 @@ static int t_route(lua_State *L) {
   lua_pushinteger(L, a.status);
   if (a.body) rp_api_push_json_owned(L, a.body);
   else lua_pushnil(L);
+  if (a.content_type) lua_pushstring(L, a.content_type);
+  else lua_pushnil(L);
   drain(L, e); /* after the results are on the stack: it may raise */
-  return 2;
+  return 3;
 }
 
 static int t_write(lua_State *L) {

@@ -6,7 +6,7 @@
 
 ---The host API. Every plugin and operator script sees it as the global `crm`.
 ---@class crm
----@field api_version string host API version, "1.1"
+---@field api_version string host API version, "1.2"
 ---@field plugin string the calling plugin's name ("operator" for scripts)
 ---@field config table the plugin's effective config: plugin.json defaults overlaid with the instance's overrides
 crm = {}
@@ -94,9 +94,29 @@ crm.audit = {}
 ---(its actor names the plugin, and the key or local user of the route or
 ---command call in progress).
 ---@param action string "<plugin>.<what>", e.g. "loyalty.adjust"
----@param customer_id integer
+---@param customer_id integer? nil for an action on no one customer (a list exported)
 ---@param fields? string[] the names of the fields concerned, never their values
 function crm.audit.record(action, customer_id, fields) end
+
+-- ---- crm.csv -------------------------------------------------------------------
+
+---@class crm.csv
+crm.csv = {}
+---CSV text (RFC 4180: CRLF line ends, a cell quoted only when it must be).
+---With `columns`, `rows` are tables keyed by those names and a header line
+---comes first; without, `rows` are arrays of cells. Cells: strings, numbers,
+---booleans or nil (empty).
+---@param rows table[]
+---@param columns? string[]
+---@return string
+function crm.csv.encode(rows, columns) end
+---Rows from CSV text (strict quoting; a UTF-8 byte order mark is skipped):
+---arrays of strings, or with `{header = true}` tables keyed by the first
+---line's names (empty cells absent). Raises naming the line on bad quoting.
+---@param text string
+---@param options? {header: boolean?}
+---@return table[]
+function crm.csv.decode(text, options) end
 
 -- ---- crm.log -------------------------------------------------------------------
 
@@ -299,6 +319,6 @@ function test.command(name, args, options) end
 ---no key check), then dispatches what it emitted.
 ---@param method string
 ---@param path string
----@param request? {body?: any, query?: table<string, string>, key_id?: integer, token?: table}
----@return integer status, any body
+---@param request? {body?: any, query?: table<string, string>, key_id?: integer, role?: string, token?: table}
+---@return integer status, any body, string? content_type the header value when the route answered text (text/csv, ...)
 function test.route(method, path, request) end
