@@ -237,9 +237,16 @@ static int csv_decode(lua_State *L) {
   int why = csv_error(&p);
   csv_free(&p);
   if (rp->nomem) return luaL_error(L, "crm.csv.decode: out of memory");
-  if (open_quote)
+  if (open_quote) {
+    /* Quotes toggle the quoted state (a doubled one toggles twice): the
+     * last one that opened it is where the cell starts. */
+    size_t opened = skip;
+    int in = 0;
+    for (size_t i = skip; i < len; i++)
+      if (text[i] == '"' && (in = !in)) opened = i;
     return luaL_error(L, "crm.csv.decode: line %d: a quoted cell is never closed",
-                      (int)line_of(text, len));
+                      (int)line_of(text, opened));
+  }
   if (failed)
     return luaL_error(L, "crm.csv.decode: line %d: %s", (int)line_of(text, skip + done),
                       why == CSV_EPARSE ? "a quote inside an unquoted cell" : csv_strerror(why));

@@ -268,12 +268,12 @@ end
 function M.view(cid, now)
   local c = crm.db.one("SELECT id, external_id, created_at, updated_at FROM customers WHERE id = ?", cid)
   c.attributes, c.consent, c.identities = {}, {}, {}
-  for _, a in ipairs(crm.db.query("SELECT name, type, value, currency FROM customer_attributes WHERE customer_id = ?", cid)) do
-    if type(a.value) ~= "string" or a.type == "text" then
-      if a.type == "boolean" then c.attributes[a.name] = a.value == 1
-      elseif a.type == "money" then c.attributes[a.name] = { amount = a.value, currency = a.currency }
-      else c.attributes[a.name] = a.value end
-    end
+  -- PII attributes are sealed (blobs): left out.
+  for _, a in ipairs(crm.db.query([[SELECT name, type, value, currency FROM customer_attributes
+                                    WHERE customer_id = ? AND typeof(value) != 'blob']], cid)) do
+    if a.type == "boolean" then c.attributes[a.name] = a.value == 1
+    elseif a.type == "money" then c.attributes[a.name] = { amount = a.value, currency = a.currency }
+    else c.attributes[a.name] = a.value end
   end
   for _, k in ipairs(crm.db.query("SELECT channel, granted FROM customer_consent WHERE customer_id = ?", cid)) do
     c.consent[k.channel] = k.granted == 1

@@ -56,7 +56,9 @@ function M.customer(ref, soft)
     if n then
       id = math.tointeger(tonumber(n))
     elseif ref:find("@", 1, true) then
-      id = crm.customers.find("email", ref)
+      local ok, found = pcall(crm.customers.find, "email", ref)
+      if not ok then if soft then return nil end refuse(422, "invalid", tostring(found)) end
+      id = found
       if not id then if soft then return nil end refuse(404, "not_found", ("no customer with email '%s'"):format(ref)) end
     elseif ref ~= "" then
       id = crm.customers.find("external_id", ref)
@@ -234,7 +236,7 @@ function M.preview_start(r, now)
   if r == nil or r == crm.json.null then refuse(422, "invalid", "rule: a rule is needed") end
   local tree = compile_draft(r)
   local _, id = crm.db.exec([[INSERT INTO segments_previews(rule, status, last_id, created_at)
-                              VALUES (?, 'running', ?, ?)]], crm.json.encode(tree), max_customer(), now)
+                              VALUES (?, 'running', ?, ?)]], rule.text(tree), max_customer(), now)
   crm.schedule.at(now, "preview", { id = id })
   return M.preview_status(id)
 end
@@ -244,7 +246,7 @@ function M.preview_status(id)
   local p = crm.db.one("SELECT * FROM segments_previews WHERE id = ?", id)
   if not p then refuse(404, "not_found", ("no preview %d"):format(id)) end
   local span = math.max(p.last_id, 1)
-  return { id = p.id, rule = rule.text(crm.json.decode(p.rule)), status = p.status,
+  return { id = p.id, rule = p.rule, status = p.status,
            count = p.status == "done" and p.matched or nil, counted_so_far = p.matched,
            progress = p.status == "done" and 1 or math.min(1, p.next_id / span),
            error = p.error, created_at = p.created_at, finished_at = p.finished_at }
@@ -263,7 +265,7 @@ function M.preview_step(id, now, ids_per_step)
   local p = crm.db.one("SELECT * FROM segments_previews WHERE id = ?", id)
   if not p or p.status ~= "running" then return true end
   local ok, res = pcall(function()
-    local c = select(2, compile_draft(crm.json.decode(p.rule)))
+    local _, c = compile_draft(p.rule)
     return crm.db.value(COUNT_SQL .. c.sql, p.next_id, p.next_id + ids_per_step - 1,
                         table.unpack(rule.bind(c.params, p.created_at)))
   end)
@@ -283,9 +285,10 @@ end
 local function observed(n, cid, now)
   local k = n.k
   if k == "attr" then
-    local a = crm.db.one("SELECT type, value, currency FROM customer_attributes WHERE customer_id = ? AND name = ?", cid, n.name)
+    local a = crm.db.one([[SELECT type, value, currency, typeof(value) = 'blob' AS sealed FROM customer_attributes
+                           WHERE customer_id = ? AND name = ?]], cid, n.name)
     if not a then return "absent" end
-    if type(a.value) == "string" and a.type ~= "text" then return "(sealed)" end
+    if a.sealed == 1 then return "(sealed)" end
     if a.type == "timestamp" then return crm.time.format(a.value) end
     if a.type == "money" then return a.value .. " " .. (a.currency or "") end
     if a.type == "boolean" then return a.value == 1 end
@@ -341,8 +344,9 @@ function M.explain(name, r, cid, now)
   if tree then
     rule.each_node(tree, function(n, depth)
       local cn = rule.compile(n, ctx)
-      local holds = crm.db.value("SELECT " .. cn.sql .. " FROM customers c WHERE c.id = ?",
-                                 table.unpack(rule.bind(cn.params, now)), cid)
+      local args = rule.bind(cn.params, now)
+      args[#args + 1] = cid
+      local holds = crm.db.value("SELECT " .. cn.sql .. " FROM customers c WHERE c.id = ?", table.unpack(args))
       local step = { depth = depth, condition = rule.text(n), holds = holds == 1 }
       if not n.args and not n.arg then step.found = observed(n, cid, now) end
       steps[#steps + 1] = step

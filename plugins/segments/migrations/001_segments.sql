@@ -63,7 +63,8 @@ CREATE TABLE segments_due(
 );
 CREATE INDEX segments_due_at ON segments_due(due_at);
 
--- Counts of draft rules run by the preview job: cancellable, resumable.
+-- Counts of draft rules (rule: its text) run by the preview job:
+-- cancellable, resumable.
 CREATE TABLE segments_previews(
   id INTEGER PRIMARY KEY,
   rule TEXT NOT NULL,
