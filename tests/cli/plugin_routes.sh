@@ -18,7 +18,7 @@ OTHER_PARTNER=$OUT
 
 serve_start
 
-call() { # METHOD PATH KEY|- [BODY] [HEADER]
+call() { # METHOD PATH KEY|- [BODY] [HEADER]; sets STATUS, TYPE, BODY
   local out
   out=$(python3 - "$PORT" "$@" <<'PY'
 import http.client, sys
@@ -31,11 +31,13 @@ c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 c.request(method, path, body=body, headers=h)
 r = c.getresponse()
 print(r.status)
+print(r.getheader("Content-Type"))
 print(r.read().decode())
 PY
   ) || fail "request failed: $*"
   STATUS=$(printf '%s\n' "$out" | head -1)
-  BODY=$(printf '%s\n' "$out" | tail -n +2)
+  TYPE=$(printf '%s\n' "$out" | sed -n 2p)
+  BODY=$(printf '%s\n' "$out" | tail -n +3)
 }
 
 # Private routes, by role.
@@ -81,6 +83,16 @@ assert_eq "$STATUS" 401 "expired token"
 
 call GET /v1/p/survey_fix/results "$OPERATOR"
 assert_eq "$(json_get "$BODY" answers)" 2 results
+# Text answers: CSV as the plugin wrote it, with its content type; a type
+# off the list (HTML) is a plugin error, never sent.
+call GET /v1/p/survey_fix/results_csv "$OPERATOR"
+assert_eq "$STATUS" 200 "csv route"
+assert_eq "$TYPE" "text/csv; charset=utf-8" "csv content type"
+assert_contains "$BODY" "customer_id,score,comment"
+call GET /v1/p/survey_fix/html "$OPERATOR"
+assert_eq "$STATUS" 500 "html refused"
+assert_eq "$TYPE" "application/json" "the error is JSON"
+assert_not_contains "$BODY" "<script>"
 call DELETE /v1/p/survey_fix/results "$OPERATOR"
 assert_eq "$STATUS" 405 "method"
 call GET /v1/p/survey_fix/nothing "$OPERATOR"
@@ -96,5 +108,6 @@ assert_eq "$(sql "SELECT count(*) FROM survey_fix_answers")" 2 "rolled back"
 kill -TERM "$pid"
 wait "$pid" || fail "serve exited with $?"
 assert_contains "$(cat "$TMP/serve.err")" "this route fails after a write"
+assert_contains "$(cat "$TMP/serve.err")" "content type must be text/csv, text/plain or application/x-ndjson"
 assert_not_contains "$(cat "$TMP/serve.err")" "$TOKEN"
 echo "plugin_routes: ok"

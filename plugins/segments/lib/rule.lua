@@ -404,6 +404,12 @@ function M.check(tree, path)
       check_name(n.name, where, "the attribute")
       check_cmp(n, where .. " (" .. n.name .. ")", { ["="] = true, ["!="] = true, ["<"] = true, ["<="] = true,
                 [">"] = true, [">="] = true, ["in"] = true, exists = true }, true)
+      if n.op == "in" then
+        local text = type(n.value[1]) == "string"
+        for _, v in ipairs(n.value) do
+          if (type(v) == "string") ~= text then fail(where .. " (" .. n.name .. ")", "an in list holds text or numbers, not both") end
+        end
+      end
     elseif k == "has" then
       check_name(n.kind, where, "the identity kind")
     elseif k == "consent" then
@@ -617,7 +623,12 @@ function M.compile(tree, ctx)
       local base = "EXISTS (SELECT 1 FROM customer_attributes a WHERE a.customer_id = c.id AND a.name = ?"
       if n.op == "exists" then return base .. ")" end
       if type(n.value) == "table" and n.value.ago then out.ago[#out.ago + 1] = { n.name, n.value.ago } end
-      return base .. " AND " .. cmp_sql("a.value", n, params) .. ")"
+      -- Values compare within their kind: a number with integers (and
+      -- timestamps, money, booleans), text with text; SQLite would order
+      -- any text above any number ("34" > 1000).
+      local first = n.op == "in" and n.value[1] or n.value
+      local kind = type(first) == "string" and "text" or "integer"
+      return base .. " AND typeof(a.value) = '" .. kind .. "' AND " .. cmp_sql("a.value", n, params) .. ")"
     elseif k == "has" then
       out.deps.profile = true
       params[#params + 1] = n.kind

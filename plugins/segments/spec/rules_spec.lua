@@ -141,3 +141,15 @@ describe("rules", function()
     assert.equals(0, crm.db.value("SELECT count(*) FROM segments_defs"))
   end)
 end)
+
+describe("attribute kinds", function()
+  it("compares numbers with numbers and text with text", function()
+    crm.customers.upsert { external_id = "N1", attributes = { age = 34, code = "34" } }
+    crm.customers.upsert { external_id = "N2", attributes = { age = 9, code = "9" } }
+    assert.equals(1, test.command("preview", { "age >= 30" }).count)
+    -- "34" is text: a number never matches it (SQLite would put any text above any number).
+    assert.equals(0, test.command("preview", { "code >= 30" }).count)
+    assert.equals(1, test.command("preview", { 'code = "34"' }).count)
+    assert.has_error(function() test.command("preview", { 'code in ("34", 9)' }) end, "text or numbers, not both")
+  end)
+end)

@@ -25,6 +25,17 @@ function M.routes.results(req)
                            FROM survey_fix_answers]])
 end
 
+-- Text in a content type of the allowed list: sent as is.
+function M.routes.results_csv(req)
+  local rows = crm.db.query("SELECT customer_id, score, comment FROM survey_fix_answers ORDER BY rowid")
+  return 200, crm.csv.encode(rows, { "customer_id", "score", "comment" }), "text/csv"
+end
+
+-- HTML is not on the list: a plugin may not serve pages from the API.
+function M.routes.html(req)
+  return 200, "<script>alert(1)</script>", "text/html"
+end
+
 function M.routes.boom(req)
   crm.db.exec("INSERT INTO survey_fix_answers(customer_id, score) VALUES (1, 5)")
   error("this route fails after a write")
