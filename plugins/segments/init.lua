@@ -288,7 +288,7 @@ M.routes.preview_status = route(function(_, _, q) return ops.preview_status(q.id
 M.routes.preview_cancel = route(function(_, _, q) return ops.preview_cancel(q.id, now()) end)
 M.commands.preview = command(function(_, a, o)
   return ops.preview(o.rule or table.concat(a, " "), now())
-end, function(r) return ("%d of %d customer(s): %s"):format(r.count, r.customers, r.rule) end)
+end, function(r) return ("%d of %d customer(s): %s (counted in %.1f ms of CPU)"):format(r.count, r.customers, r.rule, r.ms) end)
 
 -- members, explain, export
 M.routes.members = route(function(_, _, q) return ops.members(q.segment, q.after, q.limit) end)

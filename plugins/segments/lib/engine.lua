@@ -191,7 +191,8 @@ function M.changes(s, scope, now)
     end
     return out
   end
-  for r in crm.db.rows("SELECT cid, gone, pre FROM (" .. sql .. ") WHERE (pre AND NOT gone) != was", table.unpack(args)) do
+  -- (query, not rows: a batch's changes are few, and its statement stays cached)
+  for _, r in ipairs(crm.db.query("SELECT cid, gone, pre FROM (" .. sql .. ") WHERE (pre AND NOT gone) != was", table.unpack(args))) do
     out[#out + 1] = { r.cid, r.pre == 1 and r.gone == 0, r.gone == 1 }
   end
   return out

@@ -225,9 +225,12 @@ function M.preview(r, now)
   if r == nil or r == crm.json.null then refuse(422, "invalid", "rule: a rule is needed") end
   local tree, c = compile_draft(r)
   local params = rule.bind(c.params, now)
+  local started = os.clock()
   local n = crm.db.value(COUNT_SQL .. c.sql, math.mininteger, math.maxinteger, table.unpack(params))
+  local ms = (os.clock() - started) * 1000
   local total = crm.db.value("SELECT count(*) FROM customers WHERE merged_into IS NULL")
-  return { rule = rule.text(tree), count = n, customers = total }
+  return { rule = rule.text(tree), count = n, customers = total, ms = math.floor(ms * 10 + 0.5) / 10,
+           sql = "SELECT count(*) FROM customers c WHERE c.merged_into IS NULL AND " .. c.sql }
 end
 
 -- A preview counted by the preview job in steps, so that the server stays
