@@ -1194,6 +1194,7 @@ static void plugin_route(call *c) {
     cJSON_Delete(out);
     c->res->status = status;
     c->res->content_type = text_type;
+    c->res->extra_headers = "X-Content-Type-Options: nosniff\r\n"; /* text, never sniffed as HTML */
     c->res->body = text;
     c->res->body_len = strlen(text);
     return;

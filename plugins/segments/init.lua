@@ -57,9 +57,8 @@ function M.handlers.on_event(event)
     if why.facts then clear_changed({ cid }) end
     return
   end
-  engine.evaluate({ ids = { cid } }, why, t)
-  if why.facts then clear_changed({ cid }) end
-  -- The customer's time edges move with events the windows read.
+  -- The customer's time edges move with events the windows read (first:
+  -- a Lua predicate may then add its own).
   local timed = why.facts and S.lifecycle
   if not timed then
     for _, s in ipairs(S.order) do
@@ -67,6 +66,8 @@ function M.handlers.on_event(event)
     end
   end
   if timed then engine.reschedule({ ids = { cid } }, t) end
+  engine.evaluate({ ids = { cid } }, why, t)
+  if why.facts then clear_changed({ cid }) end
 end
 
 -- ---- jobs -------------------------------------------------------------------------
@@ -74,19 +75,20 @@ end
 -- Customers whose time edge has come: their stage, then the segments whose
 -- answer moves with time.
 function M.jobs.edges()
-  local t = now()
   while true do
+    local t = now()
     local rows = crm.db.query("SELECT customer_id FROM segments_due WHERE due_at <= ? ORDER BY due_at LIMIT ?", t, cfg.batch)
     if #rows == 0 then return end
     local ids = {}
     for i, r in ipairs(rows) do ids[i] = r.customer_id end
     crm.db.atomic(function()
       facts.restage_ids(cfg, ids, t)
-      engine.evaluate({ ids = ids }, { time = true }, t)
-      clear_changed(ids)
       crm.db.exec("DELETE FROM segments_due WHERE due_at <= ? AND customer_id IN (SELECT value FROM json_each(?))",
                   t, ids_json(ids))
       engine.reschedule({ ids = ids }, t)
+      engine.evaluate({ ids = ids }, { time = true }, t)
+      -- (changed flags stay for the segments reading RFM and tier: the
+      -- nightly job settles them)
     end)
   end
 end
@@ -96,34 +98,53 @@ end
 -- merges), read again from a little earlier (profile_lag_ms) so that a
 -- change committed late by another process is not missed.
 function M.jobs.profiles()
-  local t = now()
   local at = state("profiles_at")
-  if at == nil then -- first run: segments are built from scratch anyway
+  if at == nil and not crm.db.value("SELECT 1 FROM segments_defs LIMIT 1") then
+    -- Nothing to keep current yet: segments defined later are built from
+    -- every profile as it then is.
     set_state("profiles_at", crm.db.value("SELECT coalesce(max(updated_at), 0) FROM customers"))
     return
   end
-  local from_at, from_id = at - cfg.profile_lag_ms, 0
+  at = at or math.mininteger
+  local from_at, from_id = at == math.mininteger and at or at - cfg.profile_lag_ms, 0
   while true do
+    local t = now()
     local rows = crm.db.query([[SELECT id, merged_into, updated_at FROM customers
                                 WHERE (updated_at, id) > (?, ?) ORDER BY updated_at, id LIMIT ?]],
                               from_at, from_id, cfg.batch)
     if #rows == 0 then return end
-    local ids, survivors, merged = {}, {}, false
+    local ids, merged = {}, {}
     for i, r in ipairs(rows) do
       ids[i] = r.id
-      if r.merged_into then merged = true; survivors[#survivors + 1] = r.merged_into end
+      if r.merged_into then merged[#merged + 1] = r end
     end
     crm.db.atomic(function()
-      if merged then
-        -- The absorbed customers' events now belong to their survivors.
-        for _, r in ipairs(rows) do
-          if r.merged_into then crm.db.exec("DELETE FROM segments_profile WHERE customer_id = ?", r.id) end
+      local changed = {}
+      for _, r in ipairs(merged) do
+        -- The absorbed customer's events now belong to the survivor, and so
+        -- do their places on static lists.
+        crm.db.exec("DELETE FROM segments_profile WHERE customer_id = ?", r.id)
+        facts.recompute_range(cfg, r.merged_into, r.merged_into, t)
+        ids[#ids + 1] = r.merged_into
+        for _, l in ipairs(crm.db.query([[SELECT d.name FROM segments_members m JOIN segments_defs d ON d.id = m.segment_id
+                                          WHERE m.customer_id = ? AND d.kind = 'static']], r.id)) do
+          local n = crm.db.exec([[INSERT INTO segments_members(segment_id, customer_id, entered_at)
+                                  SELECT id, ?, ? FROM segments_defs WHERE name = ? ON CONFLICT DO NOTHING]],
+                                r.merged_into, t, l.name)
+          if n > 0 then
+            crm.events.emit { type = "segment.entered", customer_id = r.merged_into, occurred_at = t, source = "segments",
+                              properties = { segment = l.name,
+                                             segment_id = crm.db.value("SELECT id FROM segments_defs WHERE name = ?", l.name) } }
+            changed[l.name] = changed[l.name] or {}
+            table.insert(changed[l.name], r.merged_into)
+          end
         end
-        for _, s in ipairs(survivors) do facts.recompute_range(cfg, s, s, t); ids[#ids + 1] = s end
+        crm.db.exec([[DELETE FROM segments_members WHERE customer_id = ?
+                      AND segment_id IN (SELECT id FROM segments_defs WHERE kind = 'static')]], r.id)
       end
-      engine.evaluate({ ids = ids }, { profile = true, all = merged }, t)
-      clear_changed(ids)
-      engine.reschedule({ ids = ids }, t)
+      -- Time edges move with attributes compared with "ago", and with merges.
+      if #merged > 0 or #engine.all().ago > 0 then engine.reschedule({ ids = ids }, t) end
+      engine.evaluate({ ids = ids }, { profile = true, all = #merged > 0, changed = changed }, t)
       set_state("profiles_at", math.max(at, rows[#rows].updated_at))
     end)
     from_at, from_id = rows[#rows].updated_at, rows[#rows].id
@@ -134,16 +155,17 @@ local function max_customer() return crm.db.value("SELECT coalesce(max(id), 0) F
 
 -- Evaluates the segments reading facts for the customers whose facts
 -- changed, in batches.
-local function settle_changed(t)
+local function settle_changed()
   while true do
+    local t = now()
     local rows = crm.db.query("SELECT customer_id FROM segments_profile WHERE changed = 1 LIMIT ?", cfg.batch)
     if #rows == 0 then return end
     local ids = {}
     for i, r in ipairs(rows) do ids[i] = r.customer_id end
     crm.db.atomic(function()
+      engine.reschedule({ ids = ids }, t)
       engine.evaluate({ ids = ids }, { facts = true }, t)
       clear_changed(ids)
-      engine.reschedule({ ids = ids }, t)
     end)
   end
 end
@@ -151,25 +173,26 @@ end
 -- Purchase facts from the event log, RFM scores against this run's
 -- thresholds, stages; then the segments reading them, for the customers
 -- whose values changed. Every step is atomic; running it twice is harmless.
-local function scores(t)
+local function scores()
   local last = max_customer()
   for lo = 0, last, cfg.batch do
-    crm.db.atomic(facts.recompute_range, cfg, lo, lo + cfg.batch - 1, t)
+    crm.db.atomic(facts.recompute_range, cfg, lo, lo + cfg.batch - 1, now())
   end
   local th, scored = facts.thresholds()
   for lo = 0, last, cfg.batch do
     crm.db.atomic(facts.rfm_range, th, lo, lo + cfg.batch - 1)
   end
-  settle_changed(t)
-  set_state("scores_at", t)
-  return { customers_scored = scored, at = t }
+  settle_changed()
+  set_state("scores_at", now())
+  return { customers_scored = scored, at = now() }
 end
 
-function M.jobs.scores() scores(now()) end
+function M.jobs.scores() scores() end
 
+-- Each step as of its own now: a long rebuild must not undo, with an old
+-- time, what the event handler and the edges job did meanwhile.
 function M.jobs.rebuild()
-  local t = now()
-  while ops.rebuild_step(t) do end
+  while ops.rebuild_step(now()) do end
 end
 
 function M.jobs.preview(job)
@@ -234,12 +257,21 @@ M.commands.define = command(function(_, a, o)
   local d = ops.define(a[1], spec, now())
   if d.status == "building" then
     if o.background then crm.schedule.at(now(), "rebuild")
-    else ops.rebuild_now(now()); d = ops.show(d.name) end
+    else
+      local _, failed, first = ops.rebuild_now(now())
+      d = ops.show(d.name)
+      if failed > 0 then d.lua_errors, d.lua_error = failed, first end
+    end
   end
   return d
 end, function(d)
-  return ("segment %s (%s): %s; %d member(s)%s"):format(d.name, d.kind, d.rule or (d.kind == "static" and "a list" or "Lua"),
+  local text = ("segment %s (%s): %s; %d member(s)%s"):format(d.name, d.kind, d.rule or (d.kind == "static" and "a list" or "Lua"),
     d.members, d.status == "building" and ", being built" or "")
+  if d.lua_errors then
+    text = text .. ("\nwarning: the Lua predicate failed for %d customer(s) (left as they were), first: %s"):format(
+      d.lua_errors, d.lua_error)
+  end
+  return text
 end)
 
 local function list_text(list)
@@ -251,9 +283,9 @@ local function list_text(list)
   return #lines > 0 and table.concat(lines, "\n") or "no segments"
 end
 
-M.routes.list = route(function(_, _, q)
-  if q.name then return ops.show(q.name) end
-  return ops.list()
+M.routes.list = route(function(req, _, q)
+  if q.name then return ops.show(q.name, req.role) end
+  return ops.list(req.role)
 end)
 M.commands.list = command(function() return ops.list() end, list_text)
 M.commands.show = command(function(_, a) return ops.show(a[1]) end)
@@ -283,9 +315,19 @@ end, function(r)
 end)
 
 -- preview
-M.routes.preview_start = route(function(_, b) return ops.preview_start(b.rule, now()) end, 202)
-M.routes.preview_status = route(function(_, _, q) return ops.preview_status(q.id) end)
-M.routes.preview_cancel = route(function(_, _, q) return ops.preview_cancel(q.id, now()) end)
+-- (previews are jobs that count everybody, and hold draft rules: staff only)
+M.routes.preview_start = route(function(req, b)
+  require_staff(req.role)
+  return ops.preview_start(b.rule, now())
+end, 202)
+M.routes.preview_status = route(function(req, _, q)
+  require_staff(req.role)
+  return ops.preview_status(q.id)
+end)
+M.routes.preview_cancel = route(function(req, _, q)
+  require_staff(req.role)
+  return ops.preview_cancel(q.id, now())
+end)
 M.commands.preview = command(function(_, a, o)
   return ops.preview(o.rule or table.concat(a, " "), now())
 end, function(r) return ("%d of %d customer(s): %s (counted in %.1f ms of CPU)"):format(r.count, r.customers, r.rule, r.ms) end)
@@ -345,7 +387,7 @@ end
 M.commands.add = command(function(_, a, o) return ops.list_change(a[1], refs_arg(a, o), true, now()) end, list_change_text)
 M.commands.drop = command(function(_, a, o) return ops.list_change(a[1], refs_arg(a, o), false, now()) end, list_change_text)
 
-M.commands.scores = command(function() return scores(now()) end,
+M.commands.scores = command(function() return scores() end,
   function(r) return ("RFM: %d customer(s) scored"):format(r.customers_scored) end)
 
 -- ---- the unified view and data-subject requests -----------------------------------
@@ -362,9 +404,12 @@ function M.export(customer_id)
   return out
 end
 
--- Erasure removes the person from every segment without events: the
--- events would name an erased customer.
+-- Erasure removes the person from every segment without events (they
+-- would name an erased customer), for good.
 function M.erase(customer_id)
+  -- The core keeps the customer's row and their events' types and times:
+  -- remember the id so that no evaluation takes them in again.
+  crm.db.exec("INSERT OR IGNORE INTO segments_erased(customer_id) VALUES (?)", customer_id)
   crm.db.exec("DELETE FROM segments_members WHERE customer_id = ?", customer_id)
   crm.db.exec("DELETE FROM segments_profile WHERE customer_id = ?", customer_id)
   crm.db.exec("DELETE FROM segments_due WHERE customer_id = ?", customer_id)

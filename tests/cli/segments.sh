@@ -110,6 +110,7 @@ c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
 c.request("GET", "/v1/p/segments/export?segment=adults", headers={"Authorization": "Bearer " + sys.argv[2]})
 r = c.getresponse()
 assert r.getheader("Content-Type") == "text/csv; charset=utf-8", r.getheader("Content-Type")
+assert r.getheader("X-Content-Type-Options") == "nosniff"
 assert r.read().decode().startswith("customer_id,external_id,entered_at\r\n")
 PY
 kill -TERM "$pid"
@@ -122,4 +123,14 @@ assert_contains "$(cat "$TMP/export.json")" '"loyal"'
 assert_exit 0 "$RAPPORT" gdpr erase SEG-1 --yes
 assert_eq "$(sql "SELECT count(*) FROM segments_members WHERE customer_id = $SEG1")" 0 "out of every segment"
 assert_eq "$(sql "SELECT count(*) FROM segments_profile WHERE customer_id = $SEG1")" 0 "facts erased"
+# The core keeps the row and the events' types and times: nothing takes the
+# person back (a rebuild, the profile and nightly jobs).
+before=$(sql "SELECT count(*) FROM events WHERE type = 'segment.entered'")
+assert_exit 0 "$RAPPORT" segments rebuild
+assert_exit 0 "$RAPPORT" segments scores
+assert_exit 0 "$RAPPORT" jobs run segments/profiles
+assert_eq "$(sql "SELECT count(*) FROM segments_members WHERE customer_id = $SEG1")" 0 "still out after a rebuild"
+assert_eq "$(sql "SELECT count(*) FROM events WHERE type = 'segment.entered'")" "$before" "no event names the erased person"
+assert_exit 0 "$RAPPORT" segments preview 'sum(order.placed, 365d) > 50000'
+assert_contains "$OUT" "0 of"
 echo "segments: ok"

@@ -14,6 +14,10 @@ local M = {}
 
 local cfg -- set by M.init
 
+-- Lua predicates that failed since the counter was last reset (a command
+-- reports them; jobs and handlers log each one).
+M.lua_errors = { n = 0 }
+
 function M.init(config) cfg = config end
 
 -- ---- definitions ------------------------------------------------------------------
@@ -149,6 +153,7 @@ function M.build_all(rows)
       end
       S.lifecycle = S.lifecycle or s.c.lifecycle or false
     end
+    if s.fn then S.lifecycle = true end -- c.lifecycle is in a Lua predicate's view
   end
   return S
 end
@@ -179,14 +184,28 @@ function M.changes(s, scope, now)
   local where, wparams = scope_sql(scope)
   local expr, params = "1", {}
   if s.c then expr, params = s.c.sql, rule.bind(s.c.params, now) end
-  local sql = ([[SELECT c.id AS cid, c.merged_into IS NOT NULL AS gone, %s AS pre,
+  local sql = ([[SELECT c.id AS cid,
+                        (c.merged_into IS NOT NULL OR c.id IN (SELECT customer_id FROM segments_erased)) AS gone,
+                        %s AS pre,
                         EXISTS (SELECT 1 FROM segments_members m WHERE m.segment_id = ? AND m.customer_id = c.id) AS was
                  FROM customers c WHERE %s]]):format(expr, where)
   local args = append(append(params, { s.id }), wparams)
   local out = {}
   if s.fn then
     for _, r in ipairs(crm.db.query(sql, table.unpack(args))) do
-      local inside = r.gone == 0 and r.pre == 1 and M.run_lua(s, r.cid, now) or false
+      local inside = false
+      if r.gone == 0 and r.pre == 1 then
+        -- One customer's error must not stop the batch (a job would fail on
+        -- it forever): logged, and the membership kept as it is.
+        local ok, res = pcall(M.run_lua, s, r.cid, now)
+        if ok then inside = res
+        else
+          crm.log.error(res)
+          M.lua_errors.n = M.lua_errors.n + 1
+          M.lua_errors.first = M.lua_errors.first or tostring(res)
+          inside = r.was == 1
+        end
+      end
       if inside ~= (r.was == 1) then out[#out + 1] = { r.cid, inside, r.gone == 1 } end
     end
     return out
@@ -294,7 +313,7 @@ function M.view(cid, now)
                         within and now - (rule.duration(within) or error("count: bad window", 2)) or math.mininteger, now)
   end
   function c.sum(ty, property, within)
-    return crm.db.value([[SELECT coalesce(sum(json_extract(properties, ?)), 0) FROM events WHERE customer_id = ?
+    return crm.db.value([[SELECT total(json_extract(properties, ?)) FROM events WHERE customer_id = ?
                           AND type = ? AND occurred_at > ? AND occurred_at <= ?]], "$." .. property, cid, ty,
                         within and now - (rule.duration(within) or error("sum: bad window", 2)) or math.mininteger, now)
   end
@@ -303,10 +322,10 @@ end
 
 -- Runs s's Lua function for cid; a second result (ms) asks to be run again
 -- then. An error names the segment; the caller's transaction rolls back.
-function M.run_lua(s, cid, now)
+function M.run_lua(s, cid, now, no_recheck)
   local ok, inside, again = pcall(s.fn, M.view(cid, now), now)
   if not ok then error(("segment %s (customer %d): %s"):format(s.name, cid, tostring(inside)), 0) end
-  if math.type(again) == "integer" and again > now then
+  if not no_recheck and math.type(again) == "integer" and again > now then
     crm.db.exec([[INSERT INTO segments_due(customer_id, due_at) VALUES (?1, ?2)
                   ON CONFLICT(customer_id) DO UPDATE SET due_at = min(due_at, ?2)]], cid, again)
   end
@@ -326,10 +345,12 @@ local function upsert_due(select_sql, ...)
               " ON CONFLICT(customer_id) DO UPDATE SET due_at = min(due_at, excluded.due_at)", ...)
 end
 
--- Recomputes the next edges of the customers of scope.
+-- Recomputes the next edges of the customers of scope. Call it before
+-- evaluating them: a Lua predicate's own "look again at" goes in after.
 function M.reschedule(scope, now)
   local S = M.all()
   local where, wparams = scope_sql(scope)
+  where = where .. " AND c.id NOT IN (SELECT customer_id FROM segments_erased)"
   -- An edge that has come stays until the edges job has dealt with it.
   crm.db.exec("DELETE FROM segments_due WHERE due_at > ? AND customer_id IN (SELECT c.id FROM customers c WHERE " .. where .. ")",
               now, table.unpack(wparams))

@@ -76,8 +76,16 @@ function M.restage_ids(cfg, ids, now)
   return n
 end
 
+-- Stages of the customers with ids in [lo, hi], as of now.
+function M.restage_range(cfg, lo, hi, now)
+  crm.db.exec(([[UPDATE segments_profile AS p SET stage = %s, changed = 1
+                 WHERE p.customer_id BETWEEN ?2 AND ?3 AND p.stage IS NOT (%s)]]):format(
+                 M.stage_sql(cfg), M.stage_sql(cfg)), now, lo, hi)
+end
+
 -- Recomputes the purchase facts of customers with ids in [lo, hi] from the
 -- event log (the scores job, and merges: events move to the survivor).
+-- Purchases dated in the future count, as when they are delivered.
 -- Frequency and monetary count the RFM window only; monetary sums the
 -- configured property of purchases in the configured currency (or with no
 -- currency).
@@ -90,10 +98,13 @@ function M.recompute_range(cfg, lo, hi, now)
     INSERT INTO segments_profile(customer_id, first_order_at, last_order_at, orders, frequency, monetary)
     SELECT e.customer_id, min(e.occurred_at), max(e.occurred_at), count(*),
            sum(e.occurred_at > ?4),
-           coalesce(sum(CASE WHEN e.occurred_at > ?4 AND coalesce(json_extract(e.properties, ?6), ?7) = ?7
-                             THEN json_extract(e.properties, ?5) END), 0)
+           -- total(): a float that cannot overflow (sum() raises on int64
+           -- overflow); whole minor units back as an integer.
+           CAST(total(CASE WHEN e.occurred_at > ?4 AND coalesce(json_extract(e.properties, ?6), ?7) = ?7
+                           THEN json_extract(e.properties, ?5) END) AS INTEGER)
     FROM events e
-    WHERE e.customer_id BETWEEN ?1 AND ?2 AND e.occurred_at <= ?3 AND %s
+    WHERE e.customer_id BETWEEN ?1 AND ?2 AND %s
+      AND e.customer_id NOT IN (SELECT customer_id FROM segments_erased)
     GROUP BY e.customer_id
     ON CONFLICT(customer_id) DO UPDATE SET
       first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at,
@@ -103,11 +114,9 @@ function M.recompute_range(cfg, lo, hi, now)
     UPDATE segments_profile SET first_order_at = NULL, last_order_at = NULL, orders = 0, frequency = 0, monetary = 0
     WHERE customer_id BETWEEN ?1 AND ?2 AND orders > 0
       AND NOT EXISTS (SELECT 1 FROM events e WHERE e.customer_id = segments_profile.customer_id
-                      AND e.occurred_at <= ?3 AND %s)]]):format(filter),
-    lo, hi, now, table.unpack(types))
-  crm.db.exec(([[UPDATE segments_profile AS p SET stage = %s, changed = 1
-                 WHERE p.customer_id BETWEEN ?2 AND ?3 AND p.stage IS NOT (%s)]]):format(
-                 M.stage_sql(cfg), M.stage_sql(cfg)), now, lo, hi)
+                      AND %s)]]):format(filter),
+    lo, hi, table.unpack(types))
+  M.restage_range(cfg, lo, hi, now)
 end
 
 -- ---- RFM ------------------------------------------------------------------------
@@ -140,9 +149,10 @@ end
 
 -- score = 1 + the number of thresholds strictly below the value: exactly
 -- 1 + floor(5 * lower / N), since lower >= m exactly when value > the
--- m-th smallest value.
-local function score_sql(col, t)
-  return ("(1 + (%s > %d) + (%s > %d) + (%s > %d) + (%s > %d))"):format(col, t[1], col, t[2], col, t[3], col, t[4])
+-- m-th smallest value. The thresholds are bound, in order, from params.
+local function score_sql(col, t, params)
+  for k = 1, 4 do params[#params + 1] = t[k] end
+  return ("(1 + (%s > ?) + (%s > ?) + (%s > ?) + (%s > ?))"):format(col, col, col, col)
 end
 
 -- The named groups on R and FM (the mean of F and M, rounded up): a grid
@@ -185,14 +195,18 @@ function M.rfm_range(th, lo, hi)
                   WHERE customer_id BETWEEN ? AND ? AND r IS NOT NULL]], lo, hi)
     return
   end
-  local r, f, m = score_sql("last_order_at", th.r), score_sql("frequency", th.f), score_sql("monetary", th.m)
+  local params = {}
+  local r, f, m = score_sql("last_order_at", th.r, params), score_sql("frequency", th.f, params),
+                  score_sql("monetary", th.m, params)
+  params[#params + 1] = lo
+  params[#params + 1] = hi
   crm.db.exec(([[
     WITH s AS (SELECT customer_id, %s AS r, %s AS f, %s AS m FROM segments_profile
-               WHERE customer_id BETWEEN ?1 AND ?2 AND frequency > 0),
+               WHERE customer_id BETWEEN ? AND ? AND frequency > 0),
          g AS (SELECT customer_id, r, f, m, %s AS rfm_group FROM (SELECT *, (f + m + 1) / 2 AS fm FROM s))
     UPDATE segments_profile AS p SET r = g.r, f = g.f, m = g.m, rfm_group = g.rfm_group, changed = 1
     FROM g WHERE g.customer_id = p.customer_id
-      AND (p.r IS NOT g.r OR p.f IS NOT g.f OR p.m IS NOT g.m)]]):format(r, f, m, GROUP_SQL), lo, hi)
+      AND (p.r IS NOT g.r OR p.f IS NOT g.f OR p.m IS NOT g.m)]]):format(r, f, m, GROUP_SQL), table.unpack(params))
   crm.db.exec([[UPDATE segments_profile SET r = NULL, f = NULL, m = NULL, rfm_group = NULL, changed = 1
                 WHERE customer_id BETWEEN ? AND ? AND frequency = 0 AND r IS NOT NULL]], lo, hi)
 end

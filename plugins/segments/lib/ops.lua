@@ -72,11 +72,12 @@ function M.customer(ref, soft)
   return c.merged_into or c.id
 end
 
-local function summary(d)
+local function summary(d, role)
   local out = { id = d.id, name = d.name, kind = d.kind, description = d.description, status = d.status,
                 members = d.members, created_at = d.created_at, updated_at = d.updated_at, built_at = d.built_at }
   if d.rule then out.rule = rule.text(crm.json.decode(d.rule)) end
-  if d.kind == "lua" then out.source = d.source end
+  -- A Lua predicate's source is the operators' code: not for partners.
+  if d.kind == "lua" and role ~= "partner" then out.source = d.source end
   return out
 end
 
@@ -145,13 +146,13 @@ function M.remove(name)
   return { name = name, removed = true, members = d.members }
 end
 
-function M.list()
+function M.list(role)
   local out = {}
-  for _, d in ipairs(crm.db.query("SELECT * FROM segments_defs ORDER BY name")) do out[#out + 1] = summary(d) end
+  for _, d in ipairs(crm.db.query("SELECT * FROM segments_defs ORDER BY name")) do out[#out + 1] = summary(d, role) end
   return crm.json.array(out)
 end
 
-function M.show(name) return summary(def_of(name)) end
+function M.show(name, role) return summary(def_of(name), role) end
 
 -- ---- full evaluation --------------------------------------------------------------
 
@@ -161,16 +162,21 @@ local function max_customer() return crm.db.value("SELECT coalesce(max(id), 0) F
 -- with ids in [lo, lo + batch), atomically. Returns false when none is
 -- left to build.
 function M.rebuild_step(now)
-  local building = crm.db.query("SELECT id, name, rebuild_next FROM segments_defs WHERE status = 'building' ORDER BY id")
-  if #building == 0 then return false end
-  local lo = building[1].rebuild_next
-  for _, b in ipairs(building) do lo = math.min(lo, b.rebuild_next) end
-  local hi = lo + cfg.batch - 1
-  local names = {}
-  for _, b in ipairs(building) do if b.rebuild_next <= hi then names[b.name] = true end end
-  crm.db.atomic(function()
-    engine.evaluate({ lo = lo, hi = hi }, { segments = names }, now)
+  return crm.db.atomic(function()
+    -- Read inside the step: a redefinition committed between two steps
+    -- restarts that segment from the first customer.
+    local building = crm.db.query("SELECT id, name, rebuild_next FROM segments_defs WHERE status = 'building' ORDER BY id")
+    if #building == 0 then return false end
+    local lo = building[1].rebuild_next
+    for _, b in ipairs(building) do lo = math.min(lo, b.rebuild_next) end
+    local hi = lo + cfg.batch - 1
+    local names = {}
+    for _, b in ipairs(building) do if b.rebuild_next <= hi then names[b.name] = true end end
+    -- Stages as of now (they are kept current only while a segment reads
+    -- them), edges, then the evaluation.
+    facts.restage_range(cfg, lo, hi, now)
     engine.reschedule({ lo = lo, hi = hi }, now)
+    engine.evaluate({ lo = lo, hi = hi }, { segments = names }, now)
     local last = max_customer()
     for _, b in ipairs(building) do
       if names[b.name] then
@@ -181,8 +187,8 @@ function M.rebuild_step(now)
         end
       end
     end
+    return true
   end)
-  return true
 end
 
 -- Marks a segment for a full evaluation (all of them with name nil).
@@ -199,8 +205,9 @@ end
 -- A full evaluation now, to the end (the CLI; the server uses the job).
 function M.rebuild_now(now)
   local before = crm.db.value("SELECT count(*) FROM segments_defs WHERE status = 'building'")
+  engine.lua_errors.n, engine.lua_errors.first = 0, nil
   while M.rebuild_step(now) do end
-  return before
+  return before, engine.lua_errors.n, engine.lua_errors.first
 end
 
 -- ---- drafts: preview and explain --------------------------------------------------
@@ -218,7 +225,8 @@ local function compile_draft(r)
   return tree, c
 end
 
-local COUNT_SQL = "SELECT count(*) FROM customers c WHERE c.merged_into IS NULL AND c.id BETWEEN ? AND ? AND "
+local COUNT_SQL = "SELECT count(*) FROM customers c WHERE c.merged_into IS NULL AND c.id BETWEEN ? AND ? " ..
+                  "AND c.id NOT IN (SELECT customer_id FROM segments_erased) AND "
 
 -- The number of customers a draft rule selects now, counted at once.
 function M.preview(r, now)
@@ -273,15 +281,17 @@ function M.preview_step(id, now, ids_per_step)
                         table.unpack(rule.bind(c.params, p.created_at)))
   end)
   if not ok then
-    crm.db.exec("UPDATE segments_previews SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
+    crm.db.exec("UPDATE segments_previews SET status = 'failed', error = ?, finished_at = ? WHERE id = ? AND status = 'running'",
                 rule.message(res) or tostring(res), now, id)
     return true
   end
   local next_id = p.next_id + ids_per_step
   local done = next_id > p.last_id
-  crm.db.exec([[UPDATE segments_previews SET matched = matched + ?, next_id = ?, status = ?, finished_at = ?
-                WHERE id = ?]], res, next_id, done and "done" or "running", done and now or nil, id)
-  return done
+  -- Unless it was cancelled meanwhile (the job yields between steps).
+  local n = crm.db.exec([[UPDATE segments_previews SET matched = matched + ?, next_id = ?, status = ?, finished_at = ?
+                          WHERE id = ? AND status = 'running']], res, next_id, done and "done" or "running",
+                        done and now or nil, id)
+  return done or n == 0
 end
 
 -- What one condition observed for customer cid (explain).
@@ -303,15 +313,16 @@ local function observed(n, cid, now)
     return g == nil and "not recorded" or (g == 1 and "granted" or "refused")
   elseif k == "count" or k == "sum" then
     local filter, params = rule.event_filter(n)
-    local agg = k == "count" and "count(*)" or "coalesce(sum(json_extract(e.properties, ?)), 0)"
+    local agg = k == "count" and "count(*)" or "total(json_extract(e.properties, ?))"
     local args = {}
     if k == "sum" then args[1] = "$." .. (n.property or cfg.property) end
     for _, v in ipairs(params) do args[#args + 1] = v end
     args[#args + 1] = cid
     args[#args + 1] = n.within and (now - n.within) or math.mininteger
     args[#args + 1] = now
-    return crm.db.value(("SELECT %s FROM customers c JOIN events e ON %s WHERE c.id = ? AND e.occurred_at > ? AND e.occurred_at <= ?"):format(agg, filter),
-                        table.unpack(args))
+    local v = crm.db.value(("SELECT %s FROM customers c JOIN events e ON %s WHERE c.id = ? AND e.occurred_at > ? AND e.occurred_at <= ?"):format(agg, filter),
+                           table.unpack(args))
+    return math.tointeger(v) or v -- total() is a float: whole amounts shown as such
   elseif k == "rfm" or k == "lifecycle" or k == "tier" then
     local p = crm.db.one("SELECT * FROM segments_profile WHERE customer_id = ?", cid) or {}
     if k == "lifecycle" then return p.stage or "prospect" end
@@ -364,7 +375,7 @@ function M.explain(name, r, cid, now)
     if d.kind == "lua" then
       local merged = crm.db.value("SELECT merged_into FROM customers WHERE id = ?", cid)
       local pre = #steps == 0 or steps[1].holds
-      local lua = not merged and pre and engine.run_lua(seg, cid, now) or false
+      local lua = not merged and pre and engine.run_lua(seg, cid, now, true) or false
       steps[#steps + 1] = { depth = 0, condition = "lua predicate", holds = lua }
       out.matches = pre and lua
     elseif d.kind == "static" then
@@ -444,6 +455,7 @@ function M.list_change(name, refs, add, now)
   local changes, unknown, seen, unchanged = {}, {}, {}, 0
   for _, ref in ipairs(refs) do
     local cid = M.customer(ref, true)
+    if cid and crm.db.value("SELECT 1 FROM segments_erased WHERE customer_id = ?", cid) then cid = nil end
     if not cid then
       if #unknown < 100 then unknown[#unknown + 1] = tostring(ref) end
     elseif not seen[cid] then

@@ -39,10 +39,10 @@ local function fail(where, msg)
 end
 M.fail = fail
 
--- "90d" -> ms (s, m, h, d, w), or nil.
+-- "90d" -> ms (s, m, h, d, w), or nil. Text only: a bare number would be
+-- ambiguous (90: days? ms?).
 local UNIT = { s = 1000, m = 60000, h = 3600000, d = 86400000, w = 604800000 }
 function M.duration(text)
-  if math.type(text) == "integer" and text > 0 then return text end
   if type(text) ~= "string" then return nil end
   local n, u = text:match("^(%d+)([smhdw])$")
   n = n and math.tointeger(tonumber(n))
@@ -525,9 +525,9 @@ function M.text(n, parent)
   if k == "count" or k == "sum" then
     local types = {}
     for i, t in ipairs(n.types) do types[i] = word(t) end
-    local s = k .. "(" .. table.concat(types, "|") .. (n.property and (":" .. n.property) or "")
+    local s = k .. "(" .. table.concat(types, "|") .. (n.property and (":" .. word(n.property)) or "")
     if n.within then s = s .. ", " .. duration_text(n.within) end
-    for _, w in ipairs(n.where) do s = s .. ", " .. w[1] .. " = " .. quote(w[2]) end
+    for _, w in ipairs(n.where) do s = s .. ", " .. word(w[1]) .. " = " .. quote(w[2]) end
     return s .. ")" .. cmp_text(n)
   end
   if k == "rfm" then return "rfm." .. n.field .. cmp_text(n) end
@@ -642,7 +642,7 @@ function M.compile(tree, ctx)
       local filter, fparams = M.event_filter(n)
       local agg = "count(*)"
       if k == "sum" then
-        agg = "coalesce(sum(json_extract(e.properties, ?)), 0)"
+        agg = "total(json_extract(e.properties, ?))" -- total(): no overflow error, 0.0 when none
         params[#params + 1] = "$." .. (n.property or ctx.property)
       end
       add(fparams)

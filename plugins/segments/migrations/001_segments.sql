@@ -77,6 +77,13 @@ CREATE TABLE segments_previews(
   finished_at INTEGER
 );
 
+-- Customers erased on request: their row and the types and times of their
+-- events stay in the core (for counts), so every evaluation leaves them
+-- out, as if merged away. Only the id is kept.
+CREATE TABLE segments_erased(
+  customer_id INTEGER PRIMARY KEY
+);
+
 -- version: bumped by every change of a definition (processes cache the
 -- compiled definitions per version); profiles_at / profiles_id: how far
 -- the profiles job has read the customers' changes.

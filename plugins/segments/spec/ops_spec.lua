@@ -147,8 +147,15 @@ describe("Lua segments", function()
     local s, b = test.route("PUT", "/segments", { body = { name = "bad", lua = "return 42" }, role = "admin" })
     assert.equals(422, s)
     assert.matches("must return a function", b.error.message)
-    assert.has_error(function() test.command("define", { "bad" }, { lua = "return function(c) return c.x.y end" }) end,
-                     "segment bad (customer")
+    -- A predicate failing for some customers: reported, the rest built.
+    local d, text = test.command("define", { "bad" }, { lua = [[return function(c)
+      if c.external_id == "U2" then return c.x.y end
+      return true
+    end]] })
+    assert.equals(1, d.lua_errors)
+    assert.matches("segment bad %(customer %d+%)", d.lua_error)
+    assert.matches("warning: the Lua predicate failed for 1 customer", text)
+    assert.same({ "U1", "U3" }, H.members("bad"))
   end)
 end)
 
