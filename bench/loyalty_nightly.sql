@@ -5,7 +5,9 @@
 -- qualifying days for the tier window. Lots earned a year ago today expire
 -- tonight (about 1 in 365); their qualifying days leave the window; the
 -- members whose anniversary is today have their tier reviewed.
--- Parameters: :members, :today (UTC days since the epoch).
+-- Parameters: :members, :today (UTC days since the epoch), :now (epoch ms,
+-- when the jobs will run: the lots of one day, 1 in 365, expired in the
+-- hour before).
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = OFF;
 BEGIN;
@@ -19,14 +21,17 @@ SELECT i, (:today - 1 - i % 730) * 86400000,
        strftime('%m-%d', (:today - 1 - i % 730) * 86400, 'unixepoch'), 'member', (:today - 400) * 86400000, 5
 FROM n;
 
--- Lot k of member i: earned (i * 5 + k) % 365 days after a year ago.
+-- Lot k of member i: earned (i * 5 + k) % 365 days after a year ago. Lots
+-- are numbered in the order they were earned, as a ledger that grew over
+-- the year numbers them: tonight's expiring lots sit together, their
+-- members all over the table.
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :members),
      k(k) AS (VALUES (0), (1), (2), (3), (4)),
      l AS (SELECT i, k, 50 + (i * 7 + k * 13) % 1000 AS pts,
-                  (:today - 366 + (i * 5 + k) % 365) * 86400000 + 43200000 AS earned
+                  :now - 3600000 - 365 * 86400000 + ((i * 5 + k) % 365) * 86400000 AS earned
            FROM n, k)
-INSERT INTO loyalty_lots(id, customer_id, points, remaining, earned_at, active_at, expires_at, source)
-SELECT i * 5 + k, i, pts, pts, earned, earned, earned + 365 * 86400000, 'bench:' || (i * 5 + k) FROM l;
+INSERT INTO loyalty_lots(customer_id, points, remaining, earned_at, active_at, expires_at, source)
+SELECT i, pts, pts, earned, earned, earned + 365 * 86400000, 'bench:' || (i * 5 + k) FROM l ORDER BY earned, i, k;
 
 INSERT INTO loyalty_ledger(customer_id, kind, points, lot_id, source, actor, at)
 SELECT customer_id, 'earn', points, id, source, 'bench', earned_at FROM loyalty_lots ORDER BY id;
