@@ -278,8 +278,9 @@ local function list_of(v)
   return { v }
 end
 
-function M.from_table(t, path)
-  path = path or "rule"
+function M.from_table(t, path, depth)
+  path, depth = path or "rule", depth or 1
+  if depth > MAX_DEPTH then fail(path, "nested too deeply") end
   if type(t) ~= "table" then fail(path, "must be a table (or the rule as text)") end
   local subject
   for _, s in ipairs(SUBJECTS) do
@@ -297,10 +298,11 @@ function M.from_table(t, path)
   if subject == "all" or subject == "any" then
     if type(t[subject]) ~= "table" or #t[subject] == 0 then fail(path .. "." .. subject, "must be a non-empty list") end
     local args = {}
-    for i, sub in ipairs(t[subject]) do args[i] = M.from_table(sub, path .. "." .. subject .. "[" .. i .. "]") end
+    if #t[subject] > MAX_NODES then fail(path .. "." .. subject, "more than " .. MAX_NODES .. " conditions") end
+    for i, sub in ipairs(t[subject]) do args[i] = M.from_table(sub, path .. "." .. subject .. "[" .. i .. "]", depth + 1) end
     return { k = subject == "all" and "and" or "or", args = args }
   end
-  if subject == "not" then return { k = "not", arg = M.from_table(t["not"], path .. ".not") } end
+  if subject == "not" then return { k = "not", arg = M.from_table(t["not"], path .. ".not", depth + 1) } end
 
   local node = { k = subject }
   local op, value

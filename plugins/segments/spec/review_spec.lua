@@ -61,6 +61,14 @@ describe("robustness", function()
     assert.equals("done", done.status)
   end)
 
+  it("refuses a table nested too deeply", function()
+    local r = { attr = "a", eq = 1 }
+    for _ = 1, 40 do r = { ["not"] = r } end
+    local s, b = test.route("POST", "/previews", { body = { rule = r } })
+    assert.equals(422, s)
+    assert.matches("nested too deeply", b.error.message)
+  end)
+
   it("keeps previews and Lua sources from partner keys", function()
     test.command("define", { "luaseg" }, { lua = "return function() return false end" })
     local s = test.route("POST", "/previews", { body = { rule = "x = 1" }, role = "partner" })
