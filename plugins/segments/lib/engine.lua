@@ -180,15 +180,26 @@ local function append(dst, src) for _, v in ipairs(src) do dst[#dst + 1] = v end
 
 -- The customers of scope whose membership of s changes now: a list of
 -- {cid, inside, gone} (gone: absorbed by a merge, leaves without an event).
+-- Statement texts are built once per definition (or set of definitions)
+-- and scope kind, then found again in crm.db's cache: formatting a long
+-- statement per event costs more than running it.
+local function text_of(holder, key, build)
+  holder._sql = holder._sql or {}
+  local t = holder._sql[key]
+  if not t then t = build(); holder._sql[key] = t end
+  return t
+end
+
 function M.changes(s, scope, now)
   local where, wparams = scope_sql(scope)
-  local expr, params = "1", {}
-  if s.c then expr, params = s.c.sql, rule.bind(s.c.params, now) end
-  local sql = ([[SELECT c.id AS cid,
-                        (c.merged_into IS NOT NULL OR c.id IN (SELECT customer_id FROM segments_erased)) AS gone,
-                        %s AS pre,
-                        EXISTS (SELECT 1 FROM segments_members m WHERE m.segment_id = ? AND m.customer_id = c.id) AS was
-                 FROM customers c WHERE %s]]):format(expr, where)
+  local params = s.c and rule.bind(s.c.params, now) or {}
+  local sql = text_of(s, scope.ids and "ids" or "range", function()
+    return ([[SELECT c.id AS cid,
+                     (c.merged_into IS NOT NULL OR c.id IN (SELECT customer_id FROM segments_erased)) AS gone,
+                     %s AS pre,
+                     EXISTS (SELECT 1 FROM segments_members m WHERE m.segment_id = ? AND m.customer_id = c.id) AS was
+              FROM customers c WHERE %s]]):format(s.c and s.c.sql or "1", where)
+  end)
   local args = append(append(params, { s.id }), wparams)
   local out = {}
   if s.fn then
@@ -211,7 +222,10 @@ function M.changes(s, scope, now)
     return out
   end
   -- (query, not rows: a batch's changes are few, and its statement stays cached)
-  for _, r in ipairs(crm.db.query("SELECT cid, gone, pre FROM (" .. sql .. ") WHERE (pre AND NOT gone) != was", table.unpack(args))) do
+  local changed_sql = text_of(s, scope.ids and "ids_changed" or "range_changed", function()
+    return "SELECT cid, gone, pre FROM (" .. sql .. ") WHERE (pre AND NOT gone) != was"
+  end)
+  for _, r in ipairs(crm.db.query(changed_sql, table.unpack(args))) do
     out[#out + 1] = { r.cid, r.pre == 1 and r.gone == 0, r.gone == 1 }
   end
   return out
@@ -340,37 +354,49 @@ end
 -- crossing it, the lifecycle stage moving on. segments_due keeps one row
 -- per customer; the `edges` job evaluates the timed segments for those due.
 
+local upserts = {} -- select text -> the INSERT around it
 local function upsert_due(select_sql, ...)
-  crm.db.exec("INSERT INTO segments_due(customer_id, due_at) " .. select_sql ..
-              " ON CONFLICT(customer_id) DO UPDATE SET due_at = min(due_at, excluded.due_at)", ...)
+  local sql = upserts[select_sql]
+  if not sql then
+    sql = "INSERT INTO segments_due(customer_id, due_at) " .. select_sql ..
+          " ON CONFLICT(customer_id) DO UPDATE SET due_at = min(due_at, excluded.due_at)"
+    upserts[select_sql] = sql
+  end
+  crm.db.exec(sql, ...)
 end
 
 -- Recomputes the next edges of the customers of scope. Call it before
 -- evaluating them: a Lua predicate's own "look again at" goes in after.
 function M.reschedule(scope, now)
   local S = M.all()
+  local key = scope.ids and "ids" or "range"
   local where, wparams = scope_sql(scope)
   where = where .. " AND c.id NOT IN (SELECT customer_id FROM segments_erased)"
   -- An edge that has come stays until the edges job has dealt with it.
-  crm.db.exec("DELETE FROM segments_due WHERE due_at > ? AND customer_id IN (SELECT c.id FROM customers c WHERE " .. where .. ")",
-              now, table.unpack(wparams))
+  crm.db.exec(text_of(S, "delete_" .. key, function()
+    return "DELETE FROM segments_due WHERE due_at > ? AND customer_id IN (SELECT c.id FROM customers c WHERE " .. where .. ")"
+  end), now, table.unpack(wparams))
   for _, w in ipairs(S.windows) do
     local args = append({ now }, w.params)
-    local sql = ([[SELECT c.id, min(CASE WHEN e.occurred_at > ?1 THEN e.occurred_at ELSE e.occurred_at + %d END)
-                   FROM customers c JOIN events e ON %s
-                   WHERE c.merged_into IS NULL AND e.occurred_at > ?1 - %d AND %s GROUP BY c.id]]):format(
-                   w.within or 0, w.filter, w.within or 0, where)
-    upsert_due(sql, table.unpack(append(args, wparams)))
+    upsert_due(text_of(w, key, function()
+      return ([[SELECT c.id, min(CASE WHEN e.occurred_at > ?1 THEN e.occurred_at ELSE e.occurred_at + %d END)
+                FROM customers c JOIN events e ON %s
+                WHERE c.merged_into IS NULL AND e.occurred_at > ?1 - %d AND %s GROUP BY c.id]]):format(
+                w.within or 0, w.filter, w.within or 0, where)
+    end), table.unpack(append(args, wparams)))
   end
   for _, a in ipairs(S.ago) do
-    upsert_due(([[SELECT c.id, a.value + ?2 FROM customers c JOIN customer_attributes a ON a.customer_id = c.id
-                  WHERE a.name = ?3 AND typeof(a.value) = 'integer' AND a.value + ?2 > ?1 AND c.merged_into IS NULL
-                    AND %s]]):format(where), now, a[2], a[1], table.unpack(wparams))
+    upsert_due(text_of(S, "ago_" .. key, function()
+      return ([[SELECT c.id, a.value + ?2 FROM customers c JOIN customer_attributes a ON a.customer_id = c.id
+                WHERE a.name = ?3 AND typeof(a.value) = 'integer' AND a.value + ?2 > ?1 AND c.merged_into IS NULL
+                  AND %s]]):format(where)
+    end), now, a[2], a[1], table.unpack(wparams))
   end
   if S.lifecycle then
-    upsert_due(([[SELECT c.id, %s AS due FROM customers c JOIN segments_profile p ON p.customer_id = c.id
-                  WHERE c.merged_into IS NULL AND %s AND due IS NOT NULL]]):format(facts.stage_edge_sql(cfg), where),
-               now, table.unpack(wparams))
+    upsert_due(text_of(S, "stage_" .. key, function()
+      return ([[SELECT c.id, %s AS due FROM customers c JOIN segments_profile p ON p.customer_id = c.id
+                WHERE c.merged_into IS NULL AND %s AND due IS NOT NULL]]):format(facts.stage_edge_sql(cfg), where)
+    end), now, table.unpack(wparams))
   end
 end
 

@@ -68,19 +68,21 @@ end
 
 -- Stages of the customers listed (a JSON array text or Lua list), as of
 -- now; rows whose stage changes are marked changed. Returns how many.
+local texts = {} -- statement texts built once per config (cfg is fixed while loaded)
+
 function M.restage_ids(cfg, ids, now)
-  local n = crm.db.exec(([[UPDATE segments_profile AS p SET stage = %s, changed = 1
-                           WHERE p.customer_id IN (SELECT value FROM json_each(?2))
-                             AND p.stage IS NOT (%s)]]):format(M.stage_sql(cfg), M.stage_sql(cfg)),
-                        now, type(ids) == "string" and ids or crm.json.encode(crm.json.array(ids)))
-  return n
+  texts.restage_ids = texts.restage_ids or ([[UPDATE segments_profile AS p SET stage = %s, changed = 1
+                                              WHERE p.customer_id IN (SELECT value FROM json_each(?2))
+                                                AND p.stage IS NOT (%s)]]):format(M.stage_sql(cfg), M.stage_sql(cfg))
+  return crm.db.exec(texts.restage_ids, now, type(ids) == "string" and ids or crm.json.encode(crm.json.array(ids)))
 end
 
 -- Stages of the customers with ids in [lo, hi], as of now.
 function M.restage_range(cfg, lo, hi, now)
-  crm.db.exec(([[UPDATE segments_profile AS p SET stage = %s, changed = 1
-                 WHERE p.customer_id BETWEEN ?2 AND ?3 AND p.stage IS NOT (%s)]]):format(
-                 M.stage_sql(cfg), M.stage_sql(cfg)), now, lo, hi)
+  texts.restage_range = texts.restage_range or ([[UPDATE segments_profile AS p SET stage = %s, changed = 1
+                                                  WHERE p.customer_id BETWEEN ?2 AND ?3 AND p.stage IS NOT (%s)]]):format(
+                                                  M.stage_sql(cfg), M.stage_sql(cfg))
+  crm.db.exec(texts.restage_range, now, lo, hi)
 end
 
 -- Recomputes the purchase facts of customers with ids in [lo, hi] from the
