@@ -12,11 +12,16 @@
 #include "fault.h"
 #include "log.h"
 
-/* Jobs fired per transaction. Bounded so that a backlog of a million
- * one-shots becoming due at once never holds the loop for long: the timer
- * fires one batch, then re-arms SLICE_GAP_MS later, and other work
- * interleaves. */
-#define FIRE_BATCH 200
+/* Jobs read per batch, and the time a batch may take. A batch is one
+ * transaction; it ends when its jobs are fired or its time is spent,
+ * whichever comes first, so that a backlog of a million one-shots becoming
+ * due at once never holds the loop for long: the timer fires one batch,
+ * then re-arms SLICE_GAP_MS later, and other work interleaves. Bounded by
+ * time rather than by count because jobs differ in cost by orders of
+ * magnitude: a fixed count small enough for slow jobs commits (and syncs)
+ * far too often for quick ones. */
+#define FIRE_BATCH 1000
+#define FIRE_BUDGET_NS 10000000ULL
 /* The pause between two batches of due jobs and between two slices of long
  * runs. Without it the loop would go from COMMIT straight to the next BEGIN
  * and another process waiting to write (an import, `rapport run`) would
@@ -228,16 +233,19 @@ int rp_sched_set_owner_enabled(rp_store *store, const char *owner, int enabled, 
 
 /* ---- runs ------------------------------------------------------------------ */
 
+/* Inserts a run record. *run_id is the id to use when positive (reserved
+ * by run_reserve_id), and receives the new row's id otherwise. */
 static int run_insert(rp_store *s, const rp_job *job, const char *outcome, const char *error,
                       int64_t *run_id, rp_err *err) {
   sqlite3_stmt *st;
   int rc = rp_store_prepare(s,
-                            "INSERT INTO job_runs(job_id, owner, name, target, scheduled_for, "
+                            "INSERT INTO job_runs(id, job_id, owner, name, target, scheduled_for, "
                             "started_at, finished_at, outcome, error) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = 'running' THEN NULL "
+                            "VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = 'running' THEN NULL "
                             "ELSE ?6 END, ?7, ?8)",
                             &st, err);
   if (rc) return rc;
+  if (*run_id > 0) sqlite3_bind_int64(st, 9, *run_id);
   sqlite3_bind_int64(st, 1, job->id);
   sqlite3_bind_text(st, 2, job->owner, -1, SQLITE_STATIC);
   if (job->name) sqlite3_bind_text(st, 3, job->name, -1, SQLITE_STATIC);
@@ -249,8 +257,21 @@ static int run_insert(rp_store *s, const rp_job *job, const char *outcome, const
   int step = sqlite3_step(st);
   rp_store_done(st);
   if (step != SQLITE_DONE) return rp_store_error(s, "recording the run", err);
-  if (run_id) *run_id = sqlite3_last_insert_rowid(rp_store_db(s));
+  *run_id = sqlite3_last_insert_rowid(rp_store_db(s));
   return RP_OK;
+}
+
+/* The id the next run record will get. Inside the write transaction nobody
+ * else can take it, so a one-shot's run can be written once, with its
+ * outcome, after the job ran (see fire_one). */
+static int run_reserve_id(rp_store *s, int64_t *run_id, rp_err *err) {
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, "SELECT coalesce(max(id), 0) + 1 FROM job_runs", &st, err);
+  if (rc) return rc;
+  int step = sqlite3_step(st);
+  if (step == SQLITE_ROW) *run_id = sqlite3_column_int64(st, 0);
+  rp_store_done(st);
+  return step == SQLITE_ROW ? RP_OK : rp_store_error(s, "reserving a run id", err);
 }
 
 static int run_finish(rp_store *s, int64_t run_id, const char *outcome, const char *error,
@@ -333,10 +354,18 @@ static int pending_push(rp_sched *s, const pending_run *r) {
  * failure only. */
 static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int64_t now,
                     int *run_rc, rp_err *run_err, rp_err *err) {
+  /* A one-shot that ends in its first slice (nearly all of them) costs one
+   * run row and one deletion: its record is written once, with its
+   * outcome, and the job is not parked first. A backlog of a million
+   * one-shots is bound by these writes. */
+  int one_shot = advance && strcmp(job->kind, "at") == 0;
   int rc = rp_store_tx_begin(s->store, err);
   if (rc) return rc;
-  if ((rc = run_insert(s->store, job, "running", NULL, &job->run_id, err)) ||
-      (advance && (rc = job_advance(s, job, spec, 1, now, err)))) {
+  job->run_id = 0;
+  if (one_shot) rc = run_reserve_id(s->store, &job->run_id, err);
+  else if ((rc = run_insert(s->store, job, "running", NULL, &job->run_id, err)) == RP_OK && advance)
+    rc = job_advance(s, job, spec, 1, now, err);
+  if (rc) {
     rp_store_tx_rollback(s->store);
     return rc;
   }
@@ -345,7 +374,13 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
   int r = s->runner->start(s->runner->ctx, job, &handle, run_err);
   *run_rc = r;
   if (r == RP_JOB_PENDING) {
-    pending_run pr = {handle, job->id, job->run_id, strcmp(job->kind, "at") == 0 && advance, 0};
+    pending_run pr = {handle, job->id, job->run_id, one_shot, 0};
+    if (one_shot && ((rc = run_insert(s->store, job, "running", NULL, &job->run_id, err)) ||
+                     (rc = job_advance(s, job, spec, 1, now, err)))) {
+      s->runner->abandon(s->runner->ctx, handle);
+      rp_store_tx_rollback(s->store);
+      return rc;
+    }
     if (pending_push(s, &pr) != RP_OK) {
       s->runner->abandon(s->runner->ctx, handle);
       rp_store_tx_rollback(s->store);
@@ -358,8 +393,11 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
      * batch counts them (rp_sched_run_due). */
     if (strcmp(job->kind, "at") != 0)
       rp_log(RP_LOG_INFO, job->owner, "job %s ran", job->name ? job->name : job->target);
-    if ((rc = run_finish(s->store, job->run_id, "ok", NULL, err)) ||
-        (advance && strcmp(job->kind, "at") == 0 && (rc = job_advance(s, job, spec, 0, now, err)))) {
+    if (one_shot)
+      rc = run_insert(s->store, job, "ok", NULL, &job->run_id, err);
+    else
+      rc = run_finish(s->store, job->run_id, "ok", NULL, err);
+    if (rc || (one_shot && (rc = job_advance(s, job, spec, 0, now, err)))) {
       rp_store_tx_rollback(s->store);
       return rc;
     }
@@ -370,6 +408,7 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
   rp_log(RP_LOG_ERROR, job->owner, "job %s failed: %s", job->name ? job->name : job->target,
          run_err->msg);
   if ((rc = rp_store_tx_begin(s->store, err))) return rc;
+  job->run_id = 0;
   if ((rc = run_insert(s->store, job, "error", run_err->msg[0] ? run_err->msg : "failed",
                        &job->run_id, err)) ||
       (advance && (rc = job_advance(s, job, spec, 0, now, err)))) {
@@ -383,6 +422,7 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
  * previous run still in progress) and moves the job on. */
 static int skip_one(rp_sched *s, rp_job *job, const char *spec, const char *why, int64_t now,
                     rp_err *err) {
+  job->run_id = 0;
   int rc = rp_store_tx_begin(s->store, err);
   if (rc) return rc;
   if ((rc = run_insert(s->store, job, "skipped", why, &job->run_id, err)) ||
@@ -452,6 +492,7 @@ static int due_load(sqlite3_stmt *st, int64_t now, due_job *d) {
 /* Fires what is due at now, at most max_batches batches of FIRE_BATCH. */
 static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp_err *err) {
   int64_t n = 0, oneshots = 0;
+  int drained = 0; /* nothing more is due */
   if (fired) *fired = 0;
   if (s->stopped) return RP_OK;
   if (!s->runner) return rp_err_set(err, RP_EINVAL, NULL, "the scheduler has no job runner");
@@ -465,21 +506,35 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int(st, 2, FIRE_BATCH);
-    due_job batch[FIRE_BATCH];
+    due_job *batch = malloc(FIRE_BATCH * sizeof *batch);
+    if (!batch) {
+      rp_store_done(st);
+      return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
+    }
     int count = 0;
     while (count < FIRE_BATCH && sqlite3_step(st) == SQLITE_ROW) {
       if (due_load(st, now, &batch[count]) != RP_OK) {
         rp_store_done(st);
         for (int i = 0; i < count; i++) due_free(&batch[i]);
+        free(batch);
         return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
       }
       count++;
     }
     rp_store_done(st);
-    if (count == 0) break;
+    if (count == 0) {
+      free(batch);
+      drained = 1;
+      break;
+    }
     /* One transaction per batch: each job's run commits with its effects. */
+    uint64_t deadline = rp_clock_mono_ns() + FIRE_BUDGET_NS;
+    int done = 0;
     rc = rp_store_tx_begin(s->store, err);
     for (int i = 0; rc == RP_OK && i < count; i++) {
+      /* At least one job a batch, however slow, so that the backlog drains. */
+      if (i > 0 && rp_clock_mono_ns() >= deadline) break;
+      done++;
       due_job *d = &batch[i];
       if (d->skip) {
         rc = skip_one(s, &d->job, d->spec, "missed while Rapport was not running", now, err);
@@ -494,20 +549,24 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
       }
     }
     for (int i = 0; i < count; i++) due_free(&batch[i]);
+    free(batch);
     if (rc) {
       rp_store_tx_rollback(s->store);
       return rc;
     }
     rp_fault_point("sched.before_commit");
     if ((rc = rp_store_tx_commit(s->store, err))) return rc;
-    if (count < FIRE_BATCH) break;
+    if (done == count && count < FIRE_BATCH) {
+      drained = 1;
+      break;
+    }
   }
   /* One line a second at most while a backlog of one-shots drains, and one
    * when it is done. */
   s->oneshots_unlogged += oneshots;
   uint64_t mono = rp_clock_mono_ns();
   if (s->oneshots_unlogged > 0 &&
-      (n < FIRE_BATCH || mono - s->oneshots_logged_ns >= 1000000000ULL)) {
+      (drained || mono - s->oneshots_logged_ns >= 1000000000ULL)) {
     rp_log(RP_LOG_INFO, "sched", "%lld one-shot job(s) fired", (long long)s->oneshots_unlogged);
     s->oneshots_unlogged = 0;
     s->oneshots_logged_ns = mono;
