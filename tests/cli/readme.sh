@@ -11,7 +11,10 @@ tour=$(awk '/^## A short tour/ { on = 1; next }
 tour=$(printf '%s\n' "$tour" | sed "s|/tmp/|$TMP/|g")
 printf '%s\n' "$tour" >"$TMP/tour.sh"
 
-# The tour's `rapport` is this binary; it starts from the repository root.
+# The tour's `rapport` is this binary, and scripts/gen-data the generator
+# built beside it; it starts from the repository root.
+export GEN_DATA_BUILD
+GEN_DATA_BUILD=$(dirname "$RAPPORT")
 mkdir -p "$TMP/bin"
 ln -s "$RAPPORT" "$TMP/bin/rapport"
 (
