@@ -130,6 +130,6 @@ int main(int argc, char **argv) {
   fclose(in);
   sqlite3_finalize(l.insert);
   sqlite3_close(l.db);
-  printf("{\"rows\": %ld, \"seconds\": %.3f}\n", l.rows, secs);
+  printf("{\"rows\": %ld, \"seconds\": %.6f}\n", l.rows, secs);
   return 0;
 }

@@ -112,6 +112,6 @@ int main(int argc, char **argv) {
   fclose(in);
   sqlite3_finalize(st);
   sqlite3_close(db);
-  printf("{\"rows\": %ld, \"seconds\": %.3f}\n", rows, secs);
+  printf("{\"rows\": %ld, \"seconds\": %.6f}\n", rows, secs);
   return 0;
 }

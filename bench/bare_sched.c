@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bare_sched: fired %ld of %ld jobs\n", fired, n);
     return 2;
   }
-  printf("{\"jobs\": %ld, \"seconds\": %.3f}\n", fired, secs);
+  printf("{\"jobs\": %ld, \"seconds\": %.6f}\n", fired, secs);
   sqlite3_finalize(due);
   sqlite3_finalize(run);
   sqlite3_finalize(tick);

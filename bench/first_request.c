@@ -101,7 +101,8 @@ int main(int argc, char **argv) {
   int status = 0;
   double t1 = 0;
   while (now_ms() - t0 < 10000) {
-    if ((status = get(port, argv[2])) != 0) {
+    /* Not yet listening (0), or not ready yet (503): try again. */
+    if ((status = get(port, argv[2])) == 200) {
       t1 = now_ms();
       break;
     }

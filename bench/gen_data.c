@@ -829,7 +829,8 @@ static const char USAGE[] =
     "                        [--seed S] [--now TIME] [--out DIR] [--bad] [--json] [--help]\n"
     "\n"
     "Writes realistic, reproducible sample data: DIR/customers.csv and DIR/events.jsonl.\n"
-    "The same arguments always give byte-identical files.\n"
+    "The same arguments give byte-identical files (on the same C library: amounts\n"
+    "and times go through its pow, exp and log).\n"
     "\n"
     "  --customers N            customer rows, duplicates included (default 1000000)\n"
     "  --events N               events, about (default 10 per customer)\n"
@@ -838,7 +839,8 @@ static const char USAGE[] =
     "  --now TIME               the reference 'now' (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ):\n"
     "                           no event after it (default 2026-11-01, fixed so that runs\n"
     "                           on different days agree)\n"
-    "  --out DIR                output folder, created if needed (default: data)\n"
+    "  --out DIR                output folder, created with its parents if needed\n"
+    "                           (scripts/gen-data's default: build/demo-data)\n"
     "  --bad                    append malformed rows and lines, for tests\n"
     "  --json                   print what was written as one JSON object on stdout\n"
     "\n"
@@ -858,13 +860,13 @@ static const char USAGE[] =
     "   \"source\":...,\"properties\":{...}}\n"
     "  page.viewed (path, referrer), order.placed (order_id, amount in minor units,\n"
     "  currency EUR/GBP/USD/CAD/CHF by country, 3% another one, items, channel),\n"
-    "  order.refunded (8% of orders, 30% of those partly, up to 30 days later),\n"
+    "  order.refunded (8% of orders, 30% of those partly, within a month),\n"
     "  email.opened and email.clicked (campaign, message_id, url), support.ticket_opened\n"
     "  (channel, topic). Activity is skewed (a Pareto share per customer: a few make\n"
     "  many of the events, one in eight none) and follows the calendar (busier in\n"
     "  November and December, on weekends and in the evening, in the customer's time\n"
-    "  zone). 5% of orders name the customer by email; 2% of page views come from\n"
-    "  anonymous visitors (anonymous_id); 0.2% of lines repeat the line before them\n"
+    "  zone). 5% of orders name the customer by email; 2% of the events are page\n"
+    "  views by anonymous visitors (anonymous_id); 0.2% of lines repeat the line before them\n"
     "  (the same event id delivered twice).\n"
     "\n"
     "--bad appends malformed rows to both files (bad email, phone, dates, consent,\n"
@@ -899,6 +901,22 @@ static int parse_time(const char *v, int64_t *out) {
   return 0;
 }
 
+/* mkdir -p */
+static int make_dirs(const char *path) {
+  char p[4096];
+  if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+    *s = '/';
+  }
+  return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static FILE *open_out(const char *dir, const char *file, char *path, size_t size) {
   snprintf(path, size, "%s/%s", dir, file);
   FILE *f = fopen(path, "w");
@@ -920,7 +938,7 @@ int main(int argc, char **argv) {
   g.seed = 42;
   g.n_customers = 1000000;
   long events = -1, per_customer = -1, seed = 42;
-  const char *out = "data";
+  const char *out = NULL;
   int json = 0;
   if (parse_time("2026-11-01", &g.now)) return 2;
   for (int i = 1; i < argc; i++) {
@@ -949,8 +967,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "gen-data: give --events or --events-per-customer, not both\n");
     return 2;
   }
-  if (g.n_customers > 100000000) {
-    fprintf(stderr, "gen-data: --customers: at most 100000000\n");
+  if (!out) {
+    fprintf(stderr, "gen-data: --out DIR is needed (see --help)\n");
+    return 2;
+  }
+  /* Records are 32 bytes each and numbered in 32 bits. */
+  if (g.n_customers > 100000000 || per_customer > 10000 || events > 2000000000 ||
+      (per_customer >= 0 && g.n_customers * per_customer > 2000000000)) {
+    fprintf(stderr, "gen-data: at most 100,000,000 customers and 2,000,000,000 events\n");
     return 2;
   }
   g.n_events_wanted = events >= 0 ? events : g.n_customers * (per_customer >= 0 ? per_customer : 10);
@@ -958,7 +982,7 @@ int main(int argc, char **argv) {
   g.progress = isatty(2);
   g.width = 6;
   for (long n = g.n_customers; n >= 1000000; n /= 10) g.width++;
-  if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+  if (make_dirs(out)) {
     fprintf(stderr, "gen-data: %s: %s\n", out, strerror(errno));
     return 1;
   }

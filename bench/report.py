@@ -8,7 +8,8 @@ usage: report.py SAMPLES.tsv META.json OUT.json [--json]
 SAMPLES.tsv holds one line per repetition: KEY, SIDE (rapport | baseline),
 VALUE, tab-separated (warm-up runs are not in it). Only the measures with
 samples are reported. Nothing here is estimated: a number printed is the
-median of numbers measured.
+median of numbers measured (the lower middle one when there is an even
+count, so that it is one of them), and a ratio is the ratio of the two.
 """
 
 import json
@@ -110,8 +111,8 @@ def main():
         s = samples.get(key)
         if not s:
             continue
-        r = statistics.median(s["rapport"]) if s.get("rapport") else None
-        b = statistics.median(s["baseline"]) if s.get("baseline") else None
+        r = statistics.median_low(s["rapport"]) if s.get("rapport") else None
+        b = statistics.median_low(s["baseline"]) if s.get("baseline") else None
         ratio = r / b if r is not None and b else None
         rows.append({"key": key, "workload": workload, "measure": what, "unit": unit,
                      "rapport": r, "baseline": b, "ratio": ratio,

@@ -49,6 +49,7 @@ struct rp_sched {
   const rp_job_runner *runner;
   uv_timer_t timer;
   uv_timer_t slicer; /* resumes pending runs, one slice each, with a gap between */
+  int batch_hint;            /* due jobs read per batch (FIRE_BATCH, less for slow jobs) */
   int64_t oneshots_unlogged; /* one-shots fired since the last progress line */
   uint64_t oneshots_logged_ns;
   int handles_open;
@@ -233,25 +234,27 @@ int rp_sched_set_owner_enabled(rp_store *store, const char *owner, int enabled, 
 
 /* ---- runs ------------------------------------------------------------------ */
 
-/* Inserts a run record. *run_id is the id to use when positive (reserved
- * by run_reserve_id), and receives the new row's id otherwise. */
+/* Inserts a run record that started at started (0: now). *run_id is the id
+ * to use when positive (reserved by run_reserve_id), and receives the new
+ * row's id otherwise. */
 static int run_insert(rp_store *s, const rp_job *job, const char *outcome, const char *error,
-                      int64_t *run_id, rp_err *err) {
+                      int64_t started, int64_t *run_id, rp_err *err) {
   sqlite3_stmt *st;
   int rc = rp_store_prepare(s,
                             "INSERT INTO job_runs(id, job_id, owner, name, target, scheduled_for, "
                             "started_at, finished_at, outcome, error) "
                             "VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 = 'running' THEN NULL "
-                            "ELSE ?6 END, ?7, ?8)",
+                            "ELSE ?10 END, ?7, ?8)",
                             &st, err);
   if (rc) return rc;
   if (*run_id > 0) sqlite3_bind_int64(st, 9, *run_id);
+  sqlite3_bind_int64(st, 10, rp_clock_now_ms());
   sqlite3_bind_int64(st, 1, job->id);
   sqlite3_bind_text(st, 2, job->owner, -1, SQLITE_STATIC);
   if (job->name) sqlite3_bind_text(st, 3, job->name, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, job->target, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 5, job->scheduled_for);
-  sqlite3_bind_int64(st, 6, rp_clock_now_ms());
+  sqlite3_bind_int64(st, 6, started ? started : rp_clock_now_ms());
   sqlite3_bind_text(st, 7, outcome, -1, SQLITE_STATIC);
   if (error) sqlite3_bind_text(st, 8, error, -1, SQLITE_TRANSIENT);
   int step = sqlite3_step(st);
@@ -347,6 +350,22 @@ static int pending_push(rp_sched *s, const pending_run *r) {
   return RP_OK;
 }
 
+/* Whether the job read as due is still due as read, now that the write
+ * lock is held: the due jobs are read before it is taken, and another
+ * scheduler (a `serve --once` beside `serve`) may have fired them since. */
+static int still_due(rp_store *s, const rp_job *job, int *due, rp_err *err) {
+  sqlite3_stmt *st;
+  int rc = rp_store_prepare(s, "SELECT next_run_at = ?2 AND enabled = 1 FROM jobs WHERE id = ?1",
+                            &st, err);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, job->id);
+  sqlite3_bind_int64(st, 2, job->scheduled_for);
+  int step = sqlite3_step(st);
+  *due = step == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+  rp_store_done(st);
+  return step == SQLITE_ROW || step == SQLITE_DONE ? RP_OK : rp_store_error(s, "reading a job", err);
+}
+
 /* Starts one run of job inside its own savepoint. On a runner error the
  * savepoint is undone and the failure recorded in a fresh one, so that the
  * job still advances and the error is kept. *run_rc receives the runner's
@@ -361,9 +380,18 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
   int one_shot = advance && strcmp(job->kind, "at") == 0;
   int rc = rp_store_tx_begin(s->store, err);
   if (rc) return rc;
+  *run_rc = RP_OK;
+  job->run_id = 0; /* stays 0 when the job is not run */
+  if (advance) {
+    int due = 0;
+    if ((rc = still_due(s->store, job, &due, err)) || !due) {
+      rp_store_tx_rollback(s->store);
+      return rc;
+    }
+  }
   job->run_id = 0;
   if (one_shot) rc = run_reserve_id(s->store, &job->run_id, err);
-  else if ((rc = run_insert(s->store, job, "running", NULL, &job->run_id, err)) == RP_OK && advance)
+  else if ((rc = run_insert(s->store, job, "running", NULL, 0, &job->run_id, err)) == RP_OK && advance)
     rc = job_advance(s, job, spec, 1, now, err);
   if (rc) {
     rp_store_tx_rollback(s->store);
@@ -371,11 +399,12 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
   }
   void *handle = NULL;
   rp_err_clear(run_err);
+  int64_t started = rp_clock_now_ms();
   int r = s->runner->start(s->runner->ctx, job, &handle, run_err);
   *run_rc = r;
   if (r == RP_JOB_PENDING) {
     pending_run pr = {handle, job->id, job->run_id, one_shot, 0};
-    if (one_shot && ((rc = run_insert(s->store, job, "running", NULL, &job->run_id, err)) ||
+    if (one_shot && ((rc = run_insert(s->store, job, "running", NULL, started, &job->run_id, err)) ||
                      (rc = job_advance(s, job, spec, 1, now, err)))) {
       s->runner->abandon(s->runner->ctx, handle);
       rp_store_tx_rollback(s->store);
@@ -394,7 +423,7 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
     if (strcmp(job->kind, "at") != 0)
       rp_log(RP_LOG_INFO, job->owner, "job %s ran", job->name ? job->name : job->target);
     if (one_shot)
-      rc = run_insert(s->store, job, "ok", NULL, &job->run_id, err);
+      rc = run_insert(s->store, job, "ok", NULL, started, &job->run_id, err);
     else
       rc = run_finish(s->store, job->run_id, "ok", NULL, err);
     if (rc || (one_shot && (rc = job_advance(s, job, spec, 0, now, err)))) {
@@ -409,7 +438,7 @@ static int fire_one(rp_sched *s, rp_job *job, const char *spec, int advance, int
          run_err->msg);
   if ((rc = rp_store_tx_begin(s->store, err))) return rc;
   job->run_id = 0;
-  if ((rc = run_insert(s->store, job, "error", run_err->msg[0] ? run_err->msg : "failed",
+  if ((rc = run_insert(s->store, job, "error", run_err->msg[0] ? run_err->msg : "failed", started,
                        &job->run_id, err)) ||
       (advance && (rc = job_advance(s, job, spec, 0, now, err)))) {
     rp_store_tx_rollback(s->store);
@@ -425,7 +454,7 @@ static int skip_one(rp_sched *s, rp_job *job, const char *spec, const char *why,
   job->run_id = 0;
   int rc = rp_store_tx_begin(s->store, err);
   if (rc) return rc;
-  if ((rc = run_insert(s->store, job, "skipped", why, &job->run_id, err)) ||
+  if ((rc = run_insert(s->store, job, "skipped", why, 0, &job->run_id, err)) ||
       (rc = job_advance(s, job, spec, 0, now, err))) {
     rp_store_tx_rollback(s->store);
     return rc;
@@ -505,14 +534,14 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
                               &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int(st, 2, FIRE_BATCH);
+    sqlite3_bind_int(st, 2, s->batch_hint);
     due_job *batch = malloc(FIRE_BATCH * sizeof *batch);
     if (!batch) {
       rp_store_done(st);
       return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
     }
     int count = 0;
-    while (count < FIRE_BATCH && sqlite3_step(st) == SQLITE_ROW) {
+    while (count < s->batch_hint && sqlite3_step(st) == SQLITE_ROW) {
       if (due_load(st, now, &batch[count]) != RP_OK) {
         rp_store_done(st);
         for (int i = 0; i < count; i++) due_free(&batch[i]);
@@ -528,9 +557,10 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
       break;
     }
     /* One transaction per batch: each job's run commits with its effects. */
-    uint64_t deadline = rp_clock_mono_ns() + FIRE_BUDGET_NS;
     int done = 0;
     rc = rp_store_tx_begin(s->store, err);
+    /* From when the write lock is held: waiting for it is not firing. */
+    uint64_t deadline = rp_clock_mono_ns() + FIRE_BUDGET_NS;
     for (int i = 0; rc == RP_OK && i < count; i++) {
       /* At least one job a batch, however slow, so that the backlog drains. */
       if (i > 0 && rp_clock_mono_ns() >= deadline) break;
@@ -544,8 +574,10 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
         int run_rc;
         rp_err run_err;
         rc = fire_one(s, &d->job, d->spec, 1, now, &run_rc, &run_err, err);
-        n++;
-        if (strcmp(d->job.kind, "at") == 0) oneshots++;
+        if (d->job.run_id) { /* 0: fired by somebody else since it was read */
+          n++;
+          if (strcmp(d->job.kind, "at") == 0) oneshots++;
+        }
       }
     }
     for (int i = 0; i < count; i++) due_free(&batch[i]);
@@ -556,7 +588,12 @@ static int run_due(rp_sched *s, int64_t now, int max_batches, int64_t *fired, rp
     }
     rp_fault_point("sched.before_commit");
     if ((rc = rp_store_tx_commit(s->store, err))) return rc;
-    if (done == count && count < FIRE_BATCH) {
+    /* Slow jobs: read about as many as the budget fired, not a thousand
+     * copied for one or two to run. */
+    int limit = s->batch_hint;
+    s->batch_hint = done < count ? 2 * done + 16 : FIRE_BATCH;
+    if (s->batch_hint > FIRE_BATCH) s->batch_hint = FIRE_BATCH;
+    if (done == count && count < limit) {
       drained = 1;
       break;
     }
@@ -692,6 +729,7 @@ int rp_sched_new(uv_loop_t *loop, rp_store *store, const rp_config *cfg, rp_sche
   rp_sched *s = calloc(1, sizeof *s);
   if (!s) return rp_err_set(err, RP_ENOMEM, NULL, "out of memory");
   s->loop = loop;
+  s->batch_hint = FIRE_BATCH;
   s->store = store;
   s->cfg = cfg;
   uv_timer_init(loop, &s->timer);

@@ -10,7 +10,11 @@
  *
  * Exactly-once: a run that finishes in its first slice commits its effects,
  * its run record and the job's next due time (or the deletion of a one-shot)
- * in one transaction. A run that outlives its first slice commits a
+ * in one transaction. A job read as due is checked again once the write lock
+ * is held, so that two schedulers on one database never both run it. A
+ * one-shot's run record is written after it ran, under an id reserved
+ * before (max + 1, inside the write transaction): nothing a job does may
+ * write `job_runs` itself. A run that outlives its first slice commits a
  * `running` record; if the process dies before it ends, the next start marks
  * it `interrupted` and re-runs a one-shot (at-least-once for long jobs, which
  * the docs ask to be idempotent). */

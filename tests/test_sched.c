@@ -3,6 +3,7 @@
  * due-time index. The runner is a small C runner that records what it ran
  * and writes into a table, so effects and rollbacks are visible in SQL. */
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "config.h"
@@ -20,6 +21,10 @@ typedef struct runner_state {
   int slices;        /* resumes before a pending run finishes; 0: finish at once */
   int left;          /* resumes left of the current pending run */
   char last_target[64];
+  int64_t seen_run_id; /* job->run_id as the last run saw it */
+  int64_t takes_ms;    /* the fake clock moves this much during a start */
+  int sleep_ms;        /* a start really takes this long (a slow job) */
+  int64_t removes;     /* a start deletes this job (another scheduler fired it) */
 } runner_state;
 
 static void effect(runner_state *r, const char *what) {
@@ -34,7 +39,20 @@ static int r_start(void *ctx, const rp_job *job, void **handle, rp_err *err) {
   runner_state *r = ctx;
   r->started++;
   snprintf(r->last_target, sizeof r->last_target, "%s", job->target);
+  r->seen_run_id = job->run_id;
   effect(r, job->target);
+  if (r->takes_ms) rp_clock_advance(r->takes_ms);
+  if (r->sleep_ms) {
+    struct timespec ts = {0, r->sleep_ms * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  if (r->removes) {
+    sqlite3_stmt *st;
+    ASSERT_EQ(rp_store_prepare(r->store, "DELETE FROM jobs WHERE id = ?1", &st, NULL), RP_OK);
+    sqlite3_bind_int64(st, 1, r->removes);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+    rp_store_done(st);
+  }
   if (r->slices) {
     r->left = r->slices;
     *handle = r;
@@ -434,6 +452,96 @@ static void test_the_timer_fires_due_jobs(void) {
   fx_close(&f);
 }
 
+static void test_a_one_shot_run_is_recorded_once_with_its_times(void) {
+  fixture f;
+  fx_open(&f);
+  add(&f, NULL, "at", "2026-01-01T00:10:00Z", "remind", NULL);
+  f.rs.takes_ms = 1500;
+  rp_clock_advance(10 * MINUTE);
+  ASSERT_EQ(run_due(&f), 1);
+  /* The id the job saw while it ran is its run record's. */
+  ASSERT(f.rs.seen_run_id > 0);
+  ASSERT_EQ(q(&f, "SELECT id FROM job_runs"), f.rs.seen_run_id);
+  ASSERT_EQ(q(&f, "SELECT started_at FROM job_runs"), T0 + 10 * MINUTE);
+  ASSERT_EQ(q(&f, "SELECT finished_at FROM job_runs"), T0 + 10 * MINUTE + 1500);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM jobs"), 0);
+  fx_close(&f);
+}
+
+static void test_a_failing_one_shot_is_recorded_and_gone(void) {
+  fixture f;
+  fx_open(&f);
+  add(&f, NULL, "at", "2026-01-01T00:10:00Z", "bad", NULL);
+  f.rs.fail = 1;
+  rp_clock_advance(10 * MINUTE);
+  ASSERT_EQ(run_due(&f), 1);
+  char buf[128];
+  ASSERT_STR_EQ(qs(&f, "SELECT outcome FROM job_runs", buf, sizeof buf), "error");
+  ASSERT_STR_EQ(qs(&f, "SELECT error FROM job_runs", buf, sizeof buf), "boom in bad");
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM effects"), 0);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM jobs"), 0);
+  rp_clock_advance(HOUR);
+  ASSERT_EQ(run_due(&f), 0);
+  fx_close(&f);
+}
+
+static void test_a_long_one_shot_keeps_the_run_id_it_saw(void) {
+  fixture f;
+  fx_open(&f);
+  add(&f, NULL, "at", "2026-01-01T01:00:00Z", "expire", NULL);
+  f.rs.slices = 2;
+  rp_clock_advance(HOUR);
+  ASSERT_EQ(run_due(&f), 1);
+  ASSERT_EQ(q(&f, "SELECT id FROM job_runs WHERE outcome = 'running'"), f.rs.seen_run_id);
+  rp_sched_step(f.sched);
+  rp_sched_step(f.sched);
+  ASSERT_EQ(rp_sched_pending(f.sched), 0);
+  ASSERT_EQ(q(&f, "SELECT id FROM job_runs WHERE outcome = 'ok'"), f.rs.seen_run_id);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM job_runs"), 1);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM jobs"), 0);
+  fx_close(&f);
+}
+
+/* The due jobs are read before the write lock is taken: a job fired (and
+ * deleted) by someone else in between must not run again. Here the first
+ * job of the batch deletes the second, as another scheduler would. */
+static void test_a_job_gone_since_it_was_read_does_not_run(void) {
+  fixture f;
+  fx_open(&f);
+  add(&f, NULL, "at", "2026-01-01T00:10:00Z", "first", NULL);
+  int64_t second = add(&f, NULL, "at", "2026-01-01T00:11:00Z", "second", NULL);
+  f.rs.removes = second;
+  rp_clock_advance(HOUR);
+  ASSERT_EQ(run_due(&f), 1);
+  ASSERT_EQ(f.rs.started, 1);
+  ASSERT_STR_EQ(f.rs.last_target, "first");
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM job_runs"), 1);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM effects WHERE what = 'second'"), 0);
+  fx_close(&f);
+}
+
+/* Slow jobs: a batch ends when its time is spent, the next ones read
+ * fewer rows; every job still fires once, in due order. */
+static void test_slow_jobs_fire_in_batches_bounded_by_time(void) {
+  fixture f;
+  fx_open(&f);
+  for (int i = 0; i < 40; i++) {
+    char at[32];
+    snprintf(at, sizeof at, "%lld", (long long)(T0 + MINUTE + i));
+    add(&f, NULL, "at", at, "slow", NULL);
+  }
+  f.rs.sleep_ms = 1;
+  rp_clock_advance(HOUR);
+  ASSERT_EQ(run_due(&f), 40);
+  ASSERT_EQ(f.rs.started, 40);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM job_runs WHERE outcome = 'ok'"), 40);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM job_runs a JOIN job_runs b ON b.id = a.id + 1 "
+                  "WHERE b.scheduled_for < a.scheduled_for"),
+            0);
+  ASSERT_EQ(q(&f, "SELECT count(*) FROM jobs"), 0);
+  fx_close(&f);
+}
+
 RP_TEST_LIST{
     RP_TEST(definitions_are_validated),
     RP_TEST(redefinition_keeps_id_and_due_time),
@@ -450,5 +558,10 @@ RP_TEST_LIST{
     RP_TEST(disabled_owners_do_not_fire),
     RP_TEST(cron_in_a_time_zone),
     RP_TEST(the_timer_fires_due_jobs),
+    RP_TEST(a_one_shot_run_is_recorded_once_with_its_times),
+    RP_TEST(a_failing_one_shot_is_recorded_and_gone),
+    RP_TEST(a_long_one_shot_keeps_the_run_id_it_saw),
+    RP_TEST(a_job_gone_since_it_was_read_does_not_run),
+    RP_TEST(slow_jobs_fire_in_batches_bounded_by_time),
     RP_TEST_END,
 };
