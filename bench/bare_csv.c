@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bare.h"
+
 #define MAX_COLS 64
 #define BATCH 50000
 
@@ -24,21 +26,9 @@ typedef struct loader {
   long rows, in_tx;
 } loader;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return bare_now_s(); }
 
-static int exec(sqlite3 *db, const char *sql) {
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    fprintf(stderr, "bare_csv: %s: %s\n", sql, msg ? msg : "?");
-    sqlite3_free(msg);
-    return -1;
-  }
-  return 0;
-}
+static int exec(sqlite3 *db, const char *sql) { return bare_exec("bare_csv", db, sql); }
 
 /* The table and statement, once the header is known: columns c0, c1, ... */
 static int make_table(loader *l) {

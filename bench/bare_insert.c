@@ -13,21 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bare.h"
 
-static int exec(sqlite3 *db, const char *sql) {
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    fprintf(stderr, "bare_insert: %s: %s\n", sql, msg ? msg : "?");
-    sqlite3_free(msg);
-    return -1;
-  }
-  return 0;
-}
+static double now_s(void) { return bare_now_s(); }
+
+static int exec(sqlite3 *db, const char *sql) { return bare_exec("bare_insert", db, sql); }
 
 static const char *str_of(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

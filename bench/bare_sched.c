@@ -15,23 +15,13 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bare.h"
+
 #define BATCH 1000
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return bare_now_s(); }
 
-static int exec(sqlite3 *db, const char *sql) {
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    fprintf(stderr, "bare_sched: %s: %s\n", sql, msg ? msg : "?");
-    sqlite3_free(msg);
-    return -1;
-  }
-  return 0;
-}
+static int exec(sqlite3 *db, const char *sql) { return bare_exec("bare_sched", db, sql); }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
   if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK) return 0;
