@@ -163,7 +163,7 @@ static int db_query(lua_State *L) {
   }
   if (rc != SQLITE_DONE) return step_error(L, p, st, owned, "crm.db.query");
   finish(st, owned);
-  return 1;
+  return rp_sandbox_return(L, 1);
 }
 
 /* crm.db.one(sql, ...) -> first row or nil */
@@ -180,7 +180,7 @@ static int db_one(lua_State *L) {
     return step_error(L, p, st, owned, "crm.db.one");
   }
   finish(st, owned);
-  return 1;
+  return rp_sandbox_return(L, 1);
 }
 
 /* crm.db.value(sql, ...) -> first column of the first row, or nil */
@@ -210,7 +210,7 @@ static int db_value(lua_State *L) {
     return step_error(L, p, st, owned, "crm.db.value");
   }
   finish(st, owned);
-  return 1;
+  return rp_sandbox_return(L, 1);
 }
 
 /* crm.db.exec(sql, ...) -> changes, last_insert_id */
@@ -226,7 +226,7 @@ static int db_exec(lua_State *L) {
   sqlite3 *db = rp_store_db(p->host->store);
   lua_pushinteger(L, sqlite3_changes64(db));
   lua_pushinteger(L, sqlite3_last_insert_rowid(db));
-  return 2;
+  return rp_sandbox_return(L, 2);
 }
 
 static int rows_gc(lua_State *L) {
@@ -314,7 +314,8 @@ static int db_atomic(lua_State *L) {
     rp_store_tx_rollback(s);
     return rp_api_raise(L, &err);
   }
-  return lua_gettop(L);
+  /* The end of a block is where a long job gives the loop back. */
+  return rp_sandbox_return(L, lua_gettop(L));
 }
 
 void rp_api_push_db(lua_State *L) {

@@ -109,6 +109,26 @@ static void sb_hook(lua_State *L, lua_Debug *ar) {
 
 static void hook_normal(lua_State *L) { lua_sethook(L, sb_hook, LUA_MASKCOUNT, HOOK_STEP); }
 
+/* Resumed after rp_sandbox_return yielded: the results are still on the
+ * stack (nothing was yielded with them, nothing is resumed with). */
+static int return_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lua_settop(L, (int)(ctx >> 32));
+  return (int)(ctx & 0xffffffff);
+}
+
+int rp_sandbox_return(lua_State *L, int nres) {
+  rp_sandbox *sb = rp_sandbox_from_lua(L);
+  activation *act = sb->act;
+  if (act && act->deadline_ns && act->thread == L && !act->limit && lua_isyieldable(L) &&
+      rp_clock_mono_ns() >= act->deadline_ns &&
+      (!act->can_yield || act->can_yield(act->can_yield_ctx))) {
+    lua_KContext ctx = ((lua_KContext)lua_gettop(L) << 32) | (lua_KContext)nres;
+    return lua_yieldk(L, 0, ctx, return_k);
+  }
+  return nres;
+}
+
 /* ---- safe library replacements ------------------------------------------ */
 
 static int sb_print(lua_State *L) {

@@ -71,14 +71,21 @@ const char *rp_sandbox_traceback(const rp_sandbox *sb);
 int rp_task_new(rp_sandbox *sb, int nargs, int64_t budget, const char *what, rp_task **out,
                 rp_err *err);
 /* Runs the task for at most slice_ms of wall time, yielding at the first
- * instruction hook past the slice when no SQL transaction is open and the
- * code is not inside a non-yieldable C call. Returns RP_OK when it finished,
+ * instruction hook past the slice (or the first rp_sandbox_return, below)
+ * when no SQL transaction is open and the code is not inside a
+ * non-yieldable C call. Returns RP_OK when it finished,
  * 1 (RP_TASK_YIELDED) when it must be resumed, or an error as
  * rp_sandbox_call does. can_yield (may be NULL) is asked before yielding. */
 enum { RP_TASK_YIELDED = 1 };
 typedef int (*rp_task_can_yield_fn)(void *ctx);
 int rp_task_resume(rp_task *t, int64_t slice_ms, rp_task_can_yield_fn can_yield, void *ctx,
                    rp_err *err);
+/* The last act of an API function that may run long in C (SQL): returns
+ * its nres results, first yielding the running task when its slice is
+ * spent and it may yield (as the instruction hook would). Code that spends
+ * its time in SQL runs few Lua instructions, so the hook alone would let
+ * such a task hold the loop far past its slice. Outside a task: nres. */
+int rp_sandbox_return(lua_State *L, int nres);
 /* Number of slices the task has run (for tests and diagnostics). */
 int rp_task_slices(const rp_task *t);
 void rp_task_free(rp_task *t);

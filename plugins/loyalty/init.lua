@@ -199,9 +199,13 @@ function M.jobs.expire(job)
     local bexp, bid = now, math.maxinteger
     if b then bexp, bid = b.expires_at, b.id end
     local n = crm.db.atomic(function()
+      -- GROUP BY +customer_id: grouped by the index on customers, SQLite
+      -- would walk every live lot (5M at 1M members: 0.4 s a chunk, the
+      -- server's loop held) instead of the chunk's range of the expiry
+      -- index.
       local per = crm.db.query([[SELECT customer_id, sum(remaining) AS points FROM loyalty_lots
                                  WHERE remaining > 0 AND expires_at <= ?1 AND (expires_at, id) <= (?2, ?3)
-                                 GROUP BY customer_id]], now, bexp, bid)
+                                 GROUP BY +customer_id]], now, bexp, bid)
       local count = crm.db.exec([[INSERT INTO loyalty_ledger(customer_id, kind, points, lot_id, source, actor, at)
                                   SELECT customer_id, 'expire', -remaining, id, NULL, 'job:expire', ?1
                                   FROM loyalty_lots
