@@ -57,6 +57,8 @@ MEASURES = {
     "responsiveness.p99": ("responsiveness",
                            "GET /v1/customers/{id} p99 during the nightly loyalty jobs vs. idle",
                            "ms", ("<=", 20.0, False)),
+    "responsiveness.during": ("responsiveness", "... share of the reads' time the jobs ran", "%",
+                              None),
     "responsiveness.rps": ("responsiveness", "... requests/s during the jobs vs. idle", "/s", None),
 }
 

@@ -23,6 +23,7 @@ with_baseline = ["import.customers", "import.events", "dispatch.events",
                  "footprint.rss", "footprint.startup", "responsiveness.p99",
                  "responsiveness.rps"]
 alone = ["ingest.rate_abs", "ingest.handled", "segments.incremental", "segments.rebuild",
+         "responsiveness.during",
          "segments.per_event", "segments.scores", "loyalty.nightly_wall", "loyalty.awards"]
 for k in with_baseline + alone:
     assert k in rows, "no %s in the report" % k
